@@ -1,0 +1,3 @@
+//! fewstep evaluation.
+
+pub mod frechet;

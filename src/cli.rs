@@ -1,0 +1,136 @@
+//! Command-line arguments (clap derive), resolved into settings by `commands`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "fewstep",
+    version,
+    about = "Distil slow guided diffusion models into few-step students"
+)]
+pub struct Cli {
+    /// No progress bars (errors and results are still printed).
+    #[arg(long, global = true)]
+    pub quiet: bool,
+    /// Compute device; backends other than `cpu` need the matching cargo feature.
+    #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
+    pub device: DeviceArg,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceArg {
+    /// burn's pure-Rust `flex` CPU backend.
+    Cpu,
+    /// libtorch CPU (`--features tch`).
+    Tch,
+    /// libtorch CUDA (`--features tch`).
+    TchCuda,
+    /// wgpu, e.g. Vulkan (`--features wgpu`).
+    Wgpu,
+    /// CubeCL CUDA (`--features cuda`).
+    Cuda,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Train the guided diffusion teacher.
+    Teacher {
+        #[command(subcommand)]
+        command: TeacherCommand,
+    },
+    /// Sample images from a trained model (PNG per sample + grid.png).
+    Sample(SampleArgs),
+    /// Benchmarks (speed is measured here, never in tests).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum TeacherCommand {
+    /// Train (or `--resume`) a teacher into RUN_DIR.
+    Train(TrainArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainArgs {
+    /// TOML config (default: the built-in digits config, same as configs/digits.toml).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (MNIST IDX files or class folders), overriding `data.path`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run directory for checkpoints, config and metrics.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue the checkpoint in RUN_DIR exactly where it stopped.
+    #[arg(long)]
+    pub resume: bool,
+    /// Total optimizer steps, overriding `train.steps`.
+    #[arg(long)]
+    pub steps: Option<u64>,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SamplerArg {
+    /// Euler (= DDIM in the σ parameterisation), 1 evaluation per step.
+    Euler,
+    /// Alias of `euler`.
+    Ddim,
+    /// Heun (EDM Algorithm 2), 2 evaluations per step.
+    Heun,
+}
+
+#[derive(Args, Debug)]
+pub struct SampleArgs {
+    /// Run directory (or checkpoint file) of the model.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Number of images.
+    #[arg(long, default_value_t = 100)]
+    pub n: usize,
+    /// Class index, or `all` to spread the samples evenly over the classes.
+    #[arg(long, default_value = "all")]
+    pub class: String,
+    /// Sampling steps (σ intervals of the Karras grid).
+    #[arg(long, default_value_t = 50)]
+    pub steps: usize,
+    #[arg(long, value_enum, default_value_t = SamplerArg::Euler)]
+    pub sampler: SamplerArg,
+    /// Classifier-free guidance weight w (1 = conditional, 0 = unconditional).
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
+    /// Seed of the initial noise; the same seed gives the same images.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Images per forward batch (memory vs speed; results do not depend on it).
+    #[arg(long, default_value_t = 250)]
+    pub batch: usize,
+    /// Output directory.
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum BenchCommand {
+    /// Time one training step and one sampling step of a U-Net (default: the MNIST config).
+    Unet(BenchUnetArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchUnetArgs {
+    /// Teacher config whose network is timed.
+    #[arg(long, default_value = "configs/mnist.toml")]
+    pub config: PathBuf,
+    /// Batch size (default: the config's `train.batch_size`).
+    #[arg(long)]
+    pub batch: Option<usize>,
+    /// Timed repetitions after one warm-up.
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+}

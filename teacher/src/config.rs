@@ -1,0 +1,244 @@
+//! The teacher's TOML config: `[data]`, `[model]`, `[diffusion]`, `[train]`. Every key has a
+//! documented default; unknown keys and impossible values are errors that name the key.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::data::DataConfig;
+use crate::edm::loss::LogNormal;
+use crate::edm::sigma_grid::SigmaGrid;
+use crate::error::{Error, Result};
+use crate::unet::UNetConfig;
+
+/// `[diffusion]`: the EDM constants.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DiffusionConfig {
+    /// σ_data, the data's standard deviation assumed by the preconditioning (EDM default 0.5).
+    pub sigma_data: f64,
+    /// Probability that a training example's label is replaced by the null class, so the same
+    /// network learns D_u for classifier-free guidance (Ho & Salimans use 0.1–0.2).
+    pub p_uncond: f64,
+    /// Training σ distribution (EDM: P_mean = −1.2, P_std = 1.2).
+    pub sigma_dist: LogNormal,
+    /// Sampling σ grid (EDM: σ_min = 0.002, σ_max = 80, ρ = 7).
+    pub grid: SigmaGrid,
+}
+
+impl Default for DiffusionConfig {
+    fn default() -> Self {
+        Self {
+            sigma_data: 0.5,
+            p_uncond: 0.1,
+            sigma_dist: LogNormal::default(),
+            grid: SigmaGrid::default(),
+        }
+    }
+}
+
+/// `[train]`: the optimisation loop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TrainConfig {
+    /// Optimizer steps in total (`--steps` overrides).
+    pub steps: u64,
+    /// Images per step.
+    pub batch_size: usize,
+    /// Adam learning rate after warm-up.
+    pub lr: f64,
+    /// Steps of linear learning-rate warm-up from 0 (EDM: 10M images / batch).
+    pub warmup_steps: u64,
+    /// Adam β1, β2, ε (Kingma & Ba defaults 0.9, 0.999, 1e-8; EDM uses the same).
+    pub adam_beta1: f32,
+    pub adam_beta2: f32,
+    pub adam_epsilon: f32,
+    /// Clip each parameter's gradient to this L2 norm (burn's per-tensor norm clipping); none = off.
+    pub grad_clip: Option<f32>,
+    /// EMA half-life in images (EDM `ema_halflife_kimg`, scaled down for small runs).
+    pub ema_halflife_images: f64,
+    /// EMA warm-up: the half-life is at most this fraction of the images seen so far (EDM 0.05).
+    pub ema_rampup_ratio: Option<f64>,
+    /// Write a checkpoint every this many steps (and always at the end).
+    pub checkpoint_every: u64,
+    /// Append a `metrics.jsonl` line every this many steps.
+    pub log_every: u64,
+    /// Seed of every random draw (init, batches, σ, noise, label dropout).
+    pub seed: u64,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        Self {
+            steps: 4000,
+            batch_size: 64,
+            lr: 1e-3,
+            warmup_steps: 200,
+            adam_beta1: 0.9,
+            adam_beta2: 0.999,
+            adam_epsilon: 1e-8,
+            grad_clip: Some(1.0),
+            ema_halflife_images: 25_000.0,
+            ema_rampup_ratio: Some(0.05),
+            checkpoint_every: 500,
+            log_every: 50,
+            seed: 0,
+        }
+    }
+}
+
+/// A whole teacher config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct TeacherConfig {
+    pub data: DataConfig,
+    pub model: UNetConfig,
+    pub diffusion: DiffusionConfig,
+    pub train: TrainConfig,
+}
+
+fn bad(key: &str, value: impl std::fmt::Display, why: &str) -> Error {
+    Error::ConfigValue {
+        key: key.into(),
+        value: value.to_string(),
+        why: why.into(),
+    }
+}
+
+impl TeacherConfig {
+    /// Parse and validate a config file.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(Error::io("read config", path))?;
+        Self::from_toml(&text).map_err(|e| match e {
+            Error::Invalid(message) => Error::Config {
+                path: path.to_path_buf(),
+                message,
+            },
+            other => other,
+        })
+    }
+
+    /// Parse and validate config text (unknown keys are errors naming the key).
+    pub fn from_toml(text: &str) -> Result<Self> {
+        let cfg: Self = toml::from_str(text).map_err(|e| Error::Invalid(e.to_string()))?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    pub fn to_toml(&self) -> String {
+        toml::to_string_pretty(self).expect("configs are plain data and always serialise")
+    }
+
+    /// Reject values no run could use; each error names the key and the allowed range.
+    pub fn validate(&self) -> Result<()> {
+        let m = &self.model;
+        if m.model_channels == 0 {
+            return Err(bad("model.model_channels", m.model_channels, "must be > 0"));
+        }
+        if m.channel_mult.is_empty() || m.channel_mult.contains(&0) {
+            return Err(bad(
+                "model.channel_mult",
+                format!("{:?}", m.channel_mult),
+                "needs ≥ 1 level, all > 0",
+            ));
+        }
+        if m.num_blocks == 0 {
+            return Err(bad("model.num_blocks", m.num_blocks, "must be ≥ 1"));
+        }
+        if m.norm_groups == 0
+            || m.channel_mult
+                .iter()
+                .any(|k| (k * m.model_channels) % m.norm_groups != 0)
+        {
+            return Err(bad(
+                "model.norm_groups",
+                m.norm_groups,
+                "must divide every level's channel count (model_channels × channel_mult[k])",
+            ));
+        }
+        if m.attn_heads == 0
+            || m.channel_mult
+                .iter()
+                .any(|k| (k * m.model_channels) % m.attn_heads != 0)
+        {
+            return Err(bad(
+                "model.attn_heads",
+                m.attn_heads,
+                "must be ≥ 1 and divide every level's channel count",
+            ));
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return Err(bad("model.dropout", m.dropout, "must be in [0, 1)"));
+        }
+        let d = &self.diffusion;
+        if d.sigma_data.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
+            return Err(bad("diffusion.sigma_data", d.sigma_data, "must be > 0"));
+        }
+        if !(0.0..1.0).contains(&d.p_uncond) {
+            return Err(bad(
+                "diffusion.p_uncond",
+                d.p_uncond,
+                "must be in [0, 1); > 0 is needed for guidance",
+            ));
+        }
+        if d.sigma_dist.p_std.is_nan() || d.sigma_dist.p_std <= 0.0 {
+            return Err(bad(
+                "diffusion.sigma_dist.p_std",
+                d.sigma_dist.p_std,
+                "must be > 0",
+            ));
+        }
+        let g = &d.grid;
+        if g.sigma_min.is_nan()
+            || g.sigma_min <= 0.0
+            || g.sigma_max.is_nan()
+            || g.sigma_max <= g.sigma_min
+        {
+            return Err(bad(
+                "diffusion.grid.sigma_max",
+                g.sigma_max,
+                &format!("needs 0 < sigma_min ({}) < sigma_max", g.sigma_min),
+            ));
+        }
+        if g.rho.is_nan() || g.rho <= 0.0 {
+            return Err(bad("diffusion.grid.rho", g.rho, "must be > 0"));
+        }
+        let t = &self.train;
+        if t.batch_size == 0 {
+            return Err(bad("train.batch_size", t.batch_size, "must be ≥ 1"));
+        }
+        if t.lr.is_nan() || t.lr <= 0.0 {
+            return Err(bad("train.lr", t.lr, "must be > 0"));
+        }
+        if t.checkpoint_every == 0 {
+            return Err(bad(
+                "train.checkpoint_every",
+                t.checkpoint_every,
+                "must be ≥ 1",
+            ));
+        }
+        if t.log_every == 0 {
+            return Err(bad("train.log_every", t.log_every, "must be ≥ 1"));
+        }
+        if t.ema_halflife_images.is_nan() || t.ema_halflife_images <= 0.0 {
+            return Err(bad(
+                "train.ema_halflife_images",
+                t.ema_halflife_images,
+                "must be > 0",
+            ));
+        }
+        if let Some(c) = t.grad_clip
+            && (c.is_nan() || c <= 0.0)
+        {
+            return Err(bad(
+                "train.grad_clip",
+                c,
+                "must be > 0 (remove the key to disable clipping)",
+            ));
+        }
+        if self.data.channels != 1 && self.data.channels != 3 {
+            return Err(bad("data.channels", self.data.channels, "must be 1 or 3"));
+        }
+        Ok(())
+    }
+}

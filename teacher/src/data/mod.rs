@@ -1,0 +1,156 @@
+//! Labelled image datasets held in memory as f32 in [−1, 1], `[N, C, H, W]` row-major.
+
+pub mod digits;
+pub mod folder;
+pub mod idx;
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::unet::ImageShape;
+
+/// Where training images come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum DataSource {
+    /// The 1,797 8×8 UCI handwritten digits embedded in the binary (no files needed).
+    #[default]
+    Digits,
+    /// MNIST's four IDX files (gzip or raw) in `--data DIR`.
+    Mnist,
+    /// Images in one sub-folder per class under `--data DIR`.
+    Folder,
+}
+
+/// Which part of a dataset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// The `[data]` section of a config.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DataConfig {
+    /// Which loader; `digits` needs no files.
+    pub source: DataSource,
+    /// Directory of the files (`mnist`, `folder`); `--data DIR` overrides it.
+    pub path: Option<PathBuf>,
+    /// `folder` only: side length images are resized to (square); none = keep, all must match.
+    pub resolution: Option<usize>,
+    /// `folder` only: 1 = grayscale, 3 = RGB.
+    pub channels: usize,
+}
+
+impl Default for DataConfig {
+    fn default() -> Self {
+        Self {
+            source: DataSource::Digits,
+            path: None,
+            resolution: None,
+            channels: 1,
+        }
+    }
+}
+
+/// An in-memory labelled image set.
+#[derive(Debug, Clone)]
+pub struct Dataset {
+    /// Pixels in [−1, 1], `[len, C, H, W]` row-major.
+    pub images: Vec<f32>,
+    pub labels: Vec<u8>,
+    pub shape: ImageShape,
+    pub num_classes: usize,
+    /// Class names, index = label.
+    pub class_names: Vec<String>,
+}
+
+impl Dataset {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per image, C·H·W.
+    pub fn image_len(&self) -> usize {
+        self.shape.channels * self.shape.height * self.shape.width
+    }
+
+    /// The pixels of image `i`.
+    pub fn image(&self, i: usize) -> &[f32] {
+        let l = self.image_len();
+        &self.images[i * l..(i + 1) * l]
+    }
+
+    /// Keep the examples whose index satisfies `keep`.
+    pub fn filter(&self, keep: impl Fn(usize) -> bool) -> Dataset {
+        let idx: Vec<usize> = (0..self.len()).filter(|&i| keep(i)).collect();
+        Dataset {
+            images: idx
+                .iter()
+                .flat_map(|&i| self.image(i).iter().copied())
+                .collect(),
+            labels: idx.iter().map(|&i| self.labels[i]).collect(),
+            shape: self.shape,
+            num_classes: self.num_classes,
+            class_names: self.class_names.clone(),
+        }
+    }
+
+    /// The first `n` examples (all when `n` ≥ len).
+    pub fn take(&self, n: usize) -> Dataset {
+        self.filter(|i| i < n)
+    }
+}
+
+impl DataConfig {
+    /// The image shape this config will produce, when it is known without reading files.
+    pub fn nominal_shape(&self) -> Option<ImageShape> {
+        match self.source {
+            DataSource::Digits => Some(ImageShape {
+                channels: 1,
+                height: 8,
+                width: 8,
+            }),
+            DataSource::Mnist => Some(ImageShape {
+                channels: 1,
+                height: 28,
+                width: 28,
+            }),
+            DataSource::Folder => self.resolution.map(|r| ImageShape {
+                channels: self.channels,
+                height: r,
+                width: r,
+            }),
+        }
+    }
+
+    /// Load the split named by this config; `override_path` (`--data DIR`) wins over `path`.
+    pub fn load(&self, override_path: Option<&Path>, split: Split) -> Result<Dataset> {
+        let dir = || -> Result<PathBuf> {
+            override_path.map(Path::to_path_buf).or_else(|| self.path.clone()).ok_or_else(|| {
+                Error::Invalid(format!(
+                    "data source `{:?}` reads files: pass `--data DIR` or set `data.path` in the config",
+                    self.source
+                ))
+            })
+        };
+        match self.source {
+            DataSource::Digits => Ok(digits::load(split)),
+            DataSource::Mnist => idx::load_mnist(&dir()?, split),
+            DataSource::Folder => folder::load(&dir()?, self.resolution, self.channels, split),
+        }
+    }
+}
+
+/// Deterministic hold-out rule shared by loaders without a native test split: every 5th
+/// example (index ≡ 4 mod 5) is test, the rest train.
+pub fn in_split(i: usize, split: Split) -> bool {
+    (i % 5 == 4) == (split == Split::Test)
+}

@@ -1,0 +1,71 @@
+//! The EDM training loss (Karras et al. 2022, Eq. 2 and Table 1): σ ~ logNormal(P_mean, P_std),
+//! weight λ(σ) = (σ² + σ_d²)/(σ·σ_d)², loss = λ(σ)·‖D(y + σ·n; σ) − y‖², one value per example.
+
+use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
+
+use super::{Cond, Denoiser, per_example};
+
+/// The training distribution of σ: ln σ ~ N(P_mean, P_std²).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogNormal {
+    /// P_mean, mean of ln σ (EDM default −1.2).
+    pub p_mean: f64,
+    /// P_std, standard deviation of ln σ (EDM default 1.2).
+    pub p_std: f64,
+}
+
+impl Default for LogNormal {
+    fn default() -> Self {
+        Self {
+            p_mean: -1.2,
+            p_std: 1.2,
+        }
+    }
+}
+
+impl LogNormal {
+    /// σ = exp(P_mean + P_std·ε) for caller-given standard normals ε, `[n]` → `[n]`.
+    pub fn sigma(&self, normals: Tensor<1>) -> Tensor<1> {
+        normals.mul_scalar(self.p_std).add_scalar(self.p_mean).exp()
+    }
+}
+
+/// λ(σ) = (σ² + σ_d²) / (σ·σ_d)²  (EDM Table 1).
+pub fn loss_weight(sigma: f64, sigma_data: f64) -> f64 {
+    (sigma * sigma + sigma_data * sigma_data) / (sigma * sigma_data).powi(2)
+}
+
+/// λ(σ) for a batch, `[n]` → `[n]`; same formula as [`loss_weight`].
+pub fn loss_weight_t(sigma: Tensor<1>, sigma_data: f64) -> Tensor<1> {
+    let s2 = sigma.clone() * sigma;
+    s2.clone().add_scalar(sigma_data * sigma_data) / s2.mul_scalar(sigma_data * sigma_data)
+}
+
+/// Mean of a per-pixel tensor over everything but the batch axis: `[n, …]` → `[n]`.
+pub fn mean_per_example<const D: usize>(x: Tensor<D>) -> Tensor<1> {
+    let n = x.dims()[0];
+    x.reshape([n as i32, -1]).mean_dim(1).reshape([n])
+}
+
+/// The EDM loss per example: λ(σ)·mean((D(y + σ·n; σ) − y)²) with σ = P.sigma(ε).
+/// `normals` (ε, `[n]`) and `noise` (n, shaped like y) come from the caller's seeded RNG.
+///
+/// # Shapes
+/// - y, noise: `[n, c, h, w]`; normals: `[n]` → `[n]`
+pub fn edm_loss(
+    model: &impl Denoiser,
+    y: Tensor<4>,
+    cond: &Cond,
+    normals: Tensor<1>,
+    noise: Tensor<4>,
+    p: &LogNormal,
+    sigma_data: f64,
+) -> Tensor<1> {
+    let sigma = p.sigma(normals);
+    let weight = loss_weight_t(sigma.clone(), sigma_data);
+    let x = y.clone() + noise * per_example::<4>(sigma.clone());
+    let d = model.denoise(x, sigma, cond);
+    mean_per_example((d - y).square()) * weight
+}

@@ -1,0 +1,19 @@
+//! fewstep's teacher crate: the shared diffusion core (EDM preconditioning, σ grid, loss,
+//! guidance, samplers), the U-Net, data loaders, checkpoints, EMA and the training loop.
+
+pub mod backend;
+pub mod checkpoint;
+pub mod config;
+pub mod data;
+pub mod edm;
+pub mod ema;
+pub mod error;
+pub mod image_io;
+pub mod model;
+pub mod progress;
+pub mod rng;
+pub mod sample;
+pub mod train;
+pub mod unet;
+
+pub use error::{Error, Result};

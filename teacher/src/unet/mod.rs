@@ -1,0 +1,276 @@
+//! The class-conditional U-Net F(c_in·x; c_noise, class, w) whose shape is data (channel
+//! multipliers, blocks per level, attention resolutions), after the ADM U-Net used by EDM.
+
+pub mod attention;
+pub mod blocks;
+pub mod embedding;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::{
+    Embedding, EmbeddingConfig, GroupNorm, GroupNormConfig, Initializer, Linear, LinearConfig,
+    PaddingConfig2d,
+};
+use burn::tensor::activation::silu;
+use burn::tensor::ops::PadMode;
+use burn::tensor::{Device, Int, Tensor};
+use serde::{Deserialize, Serialize};
+
+use blocks::{Downsample, ResBlock, ResBlockSpec, Upsample};
+use embedding::sinusoidal;
+
+/// The network's shape. Every field has a default suited to 8×8 digits.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UNetConfig {
+    /// Base channel count; level k has `model_channels · channel_mult[k]` channels.
+    pub model_channels: usize,
+    /// Channel multiplier per resolution level; each level after the first halves the resolution.
+    pub channel_mult: Vec<usize>,
+    /// Residual blocks per level in the encoder (the decoder has one more, as in ADM).
+    pub num_blocks: usize,
+    /// Feature-map sizes (after padding) at which a self-attention layer follows each block.
+    pub attn_resolutions: Vec<usize>,
+    /// Heads of each self-attention layer.
+    pub attn_heads: usize,
+    /// Dropout probability inside residual blocks (EDM uses 0.1 on CIFAR-10).
+    pub dropout: f64,
+    /// Groups of every GroupNorm; must divide every level's channel count.
+    pub norm_groups: usize,
+    /// Scale s of c_noise before the sinusoidal embedding, 1000/4 so that c_noise = ln(σ)/4 spans
+    /// the DDPM timestep range the frequencies were designed for (as the consistency-models code).
+    pub noise_embedding_scale: f64,
+    /// Scale of the extra scalar (the guidance weight w of students) before its embedding.
+    pub extra_embedding_scale: f64,
+}
+
+impl Default for UNetConfig {
+    fn default() -> Self {
+        Self {
+            model_channels: 32,
+            channel_mult: vec![1, 2],
+            num_blocks: 2,
+            attn_resolutions: vec![4],
+            attn_heads: 1,
+            dropout: 0.0,
+            norm_groups: 8,
+            noise_embedding_scale: 250.0,
+            extra_embedding_scale: 100.0,
+        }
+    }
+}
+
+/// Shape of the data the network sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ImageShape {
+    pub channels: usize,
+    pub height: usize,
+    pub width: usize,
+}
+
+impl UNetConfig {
+    /// The multiple of which height and width are padded to (2^(levels−1)).
+    pub fn size_multiple(&self) -> usize {
+        1 << (self.channel_mult.len().saturating_sub(1))
+    }
+
+    /// Build the network for images of `shape` and `num_classes` classes (plus the null class).
+    pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> UNet {
+        let ch = self.model_channels;
+        let emb_dim = 4 * ch;
+        let m = self.size_multiple();
+        let mut res = shape.height.div_ceil(m) * m;
+        let spec = |cin: usize, cout: usize, res: usize| ResBlockSpec {
+            cin,
+            cout,
+            emb_dim,
+            groups: self.norm_groups,
+            dropout: self.dropout,
+            attn_heads: self
+                .attn_resolutions
+                .contains(&res)
+                .then_some(self.attn_heads),
+        };
+        let mut enc = Vec::new();
+        let mut skips = vec![ch];
+        let mut cur = ch;
+        for (level, mult) in self.channel_mult.iter().enumerate() {
+            let cout = ch * mult;
+            let mut blocks = Vec::new();
+            for _ in 0..self.num_blocks {
+                blocks.push(ResBlock::new(&spec(cur, cout, res), device));
+                cur = cout;
+                skips.push(cur);
+            }
+            let down = (level + 1 < self.channel_mult.len()).then(|| {
+                skips.push(cur);
+                Downsample::new(cur, device)
+            });
+            if down.is_some() {
+                res /= 2;
+            }
+            enc.push(EncLevel { blocks, down });
+        }
+        let mid = vec![
+            ResBlock::new(
+                &ResBlockSpec {
+                    attn_heads: Some(self.attn_heads),
+                    ..spec(cur, cur, res)
+                },
+                device,
+            ),
+            ResBlock::new(&spec(cur, cur, res), device),
+        ];
+        let mut dec = Vec::new();
+        for (level, mult) in self.channel_mult.iter().enumerate().rev() {
+            let cout = ch * mult;
+            let mut blocks = Vec::new();
+            for _ in 0..=self.num_blocks {
+                let skip = skips
+                    .pop()
+                    .expect("one skip per encoder output, by construction");
+                blocks.push(ResBlock::new(&spec(cur + skip, cout, res), device));
+                cur = cout;
+            }
+            let up = (level > 0).then(|| Upsample::new(cur, device));
+            if up.is_some() {
+                res *= 2;
+            }
+            dec.push(DecLevel { blocks, up });
+        }
+        let pad3 = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        UNet {
+            conv_in: Conv2dConfig::new([shape.channels, ch], [3, 3])
+                .with_padding(pad3.clone())
+                .init(device),
+            noise_mlp: [
+                LinearConfig::new(ch, emb_dim).init(device),
+                LinearConfig::new(emb_dim, emb_dim).init(device),
+            ]
+            .into(),
+            class_emb: EmbeddingConfig::new(num_classes + 1, emb_dim).init(device),
+            extra_mlp: LinearConfig::new(ch, emb_dim)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
+            enc,
+            mid,
+            dec,
+            norm_out: GroupNormConfig::new(self.norm_groups, cur).init(device),
+            conv_out: Conv2dConfig::new([cur, shape.channels], [3, 3])
+                .with_padding(pad3)
+                .with_initializer(Initializer::Zeros)
+                .init(device),
+            model_channels: ch,
+            size_multiple: m,
+            noise_embedding_scale: self.noise_embedding_scale,
+            extra_embedding_scale: self.extra_embedding_scale,
+        }
+    }
+}
+
+#[derive(Module, Debug)]
+pub struct EncLevel {
+    blocks: Vec<ResBlock>,
+    down: Option<Downsample>,
+}
+
+#[derive(Module, Debug)]
+pub struct DecLevel {
+    blocks: Vec<ResBlock>,
+    up: Option<Upsample>,
+}
+
+/// The U-Net F. Build it with [`UNetConfig::init`].
+#[derive(Module, Debug)]
+pub struct UNet {
+    conv_in: Conv2d,
+    noise_mlp: Vec<Linear>,
+    class_emb: Embedding,
+    /// The extra scalar slot (zero-initialised, so a network that never sees it is unchanged).
+    extra_mlp: Linear,
+    enc: Vec<EncLevel>,
+    mid: Vec<ResBlock>,
+    dec: Vec<DecLevel>,
+    norm_out: GroupNorm,
+    conv_out: Conv2d,
+    model_channels: usize,
+    size_multiple: usize,
+    noise_embedding_scale: f64,
+    extra_embedding_scale: f64,
+}
+
+impl UNet {
+    /// # Shapes
+    /// - x: `[n, c, h, w]` (already scaled by c_in), c_noise: `[n]`, class: `[n]`,
+    ///   extra: `[n]` → `[n, c, h, w]`
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        c_noise: Tensor<1>,
+        class: Tensor<1, Int>,
+        extra: Option<Tensor<1>>,
+    ) -> Tensor<4> {
+        let [n, _, h, w] = x.dims();
+        // Embedding: MLP(sinusoid(c_noise)) + class embedding (+ the extra scalar's), then SiLU.
+        let mut emb = sinusoidal(c_noise, self.model_channels, self.noise_embedding_scale);
+        emb = self.noise_mlp[1].forward(silu(self.noise_mlp[0].forward(emb)));
+        let [_, e] = emb.dims();
+        emb = emb
+            + self
+                .class_emb
+                .forward(class.reshape([n, 1]))
+                .reshape([n, e]);
+        if let Some(extra) = extra {
+            emb = emb
+                + self.extra_mlp.forward(sinusoidal(
+                    extra,
+                    self.model_channels,
+                    self.extra_embedding_scale,
+                ));
+        }
+        let emb = silu(emb);
+
+        // Pad to a size every level divides; cropped back at the end.
+        let m = self.size_multiple;
+        let (ph, pw) = (h.div_ceil(m) * m - h, w.div_ceil(m) * m - w);
+        let x = if ph + pw > 0 {
+            x.pad((0, pw, 0, ph), PadMode::Constant(0.0))
+        } else {
+            x
+        };
+
+        let mut hcur = self.conv_in.forward(x);
+        let mut skips = vec![hcur.clone()];
+        for level in &self.enc {
+            for block in &level.blocks {
+                hcur = block.forward(hcur, emb.clone());
+                skips.push(hcur.clone());
+            }
+            if let Some(down) = &level.down {
+                hcur = down.forward(hcur);
+                skips.push(hcur.clone());
+            }
+        }
+        for block in &self.mid {
+            hcur = block.forward(hcur, emb.clone());
+        }
+        for level in &self.dec {
+            for block in &level.blocks {
+                let skip = skips
+                    .pop()
+                    .expect("one skip per decoder block, by construction");
+                hcur = block.forward(Tensor::cat(vec![hcur, skip], 1), emb.clone());
+            }
+            if let Some(up) = &level.up {
+                hcur = up.forward(hcur);
+            }
+        }
+        let out = self.conv_out.forward(silu(self.norm_out.forward(hcur)));
+        let c = out.dims()[1];
+        if ph + pw > 0 {
+            out.slice([0..n, 0..c, 0..h, 0..w])
+        } else {
+            out
+        }
+    }
+}

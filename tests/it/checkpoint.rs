@@ -1,0 +1,102 @@
+//! Checkpoints: bit-exact round trip, atomic writes, and clear errors for bad files.
+
+use burn::module::Module;
+use teacher::checkpoint::{Checkpoint, FORMAT_VERSION, Header, ModelKind, module_bytes};
+use teacher::edm::precond::Precond;
+use teacher::model::ModelSpec;
+use teacher::unet::ImageShape;
+
+use crate::fixtures::{device, temp_dir, tiny_config};
+
+fn spec() -> ModelSpec {
+    ModelSpec {
+        unet: tiny_config().model,
+        shape: ImageShape {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
+        num_classes: 10,
+        sigma_data: 0.5,
+        precond: Precond::Edm,
+    }
+}
+
+fn header() -> Header {
+    Header {
+        format: FORMAT_VERSION,
+        kind: ModelKind::Teacher,
+        step: 7,
+        seed: 3,
+        spec: spec(),
+        config: tiny_config().to_toml(),
+        extra: Default::default(),
+        blobs: vec![],
+    }
+}
+
+#[test]
+fn round_trip_is_bit_exact() {
+    let d = device();
+    d.seed(11);
+    let model = spec().init(&d);
+    let bytes = module_bytes(model.clone());
+    let dir = temp_dir("ckpt");
+    let path = dir.join("c.fsk");
+    Checkpoint::new(header())
+        .with_blob("model", bytes.clone())
+        .save(&path)
+        .unwrap();
+    let back = Checkpoint::load(&path).unwrap();
+    assert_eq!(back.header.step, 7);
+    assert_eq!(back.header.spec, spec());
+    let loaded = back.load_into("model", spec().init(&d)).unwrap();
+    // Every parameter's bytes are identical after save → load.
+    assert_eq!(module_bytes(loaded.clone()), bytes);
+    let a = model.into_record();
+    let b = loaded.into_record();
+    assert_eq!(a.len(), b.len());
+    // No temp file is left behind.
+    let names: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names.len(), 1, "{names:?}");
+}
+
+#[test]
+fn bad_checkpoint_files_give_clear_errors() {
+    let dir = temp_dir("badckpt");
+    let missing = Checkpoint::load(&dir.join("none.fsk"))
+        .unwrap_err()
+        .to_string();
+    assert!(missing.contains("does not exist"), "{missing}");
+    std::fs::write(dir.join("junk.fsk"), b"definitely not a checkpoint").unwrap();
+    let junk = Checkpoint::load(&dir.join("junk.fsk"))
+        .unwrap_err()
+        .to_string();
+    assert!(junk.contains("not a fewstep checkpoint"), "{junk}");
+    let good = Checkpoint::new(header())
+        .with_blob("model", vec![1, 2, 3, 4])
+        .to_bytes();
+    std::fs::write(dir.join("cut.fsk"), &good[..good.len() - 2]).unwrap();
+    let cut = Checkpoint::load(&dir.join("cut.fsk"))
+        .unwrap_err()
+        .to_string();
+    assert!(cut.contains("truncated") && cut.contains("model"), "{cut}");
+    // Weights that do not fit the network.
+    let d = device();
+    let other = ModelSpec {
+        unet: teacher::unet::UNetConfig {
+            model_channels: 16,
+            ..tiny_config().model
+        },
+        ..spec()
+    };
+    let ck = Checkpoint::new(header()).with_blob("model", module_bytes(other.init(&d)));
+    let e = ck
+        .load_into("model", spec().init(&d))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("do not fit"), "{e}");
+}

@@ -1,0 +1,242 @@
+//! The `fewstep` binary end to end: training and sampling on the embedded digits, and the
+//! errors users see for bad configs and arguments.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use crate::fixtures::temp_dir;
+
+fn fewstep(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_fewstep"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("binary runs")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const TINY: &str = r#"
+[model]
+model_channels = 8
+channel_mult = [1, 2]
+num_blocks = 1
+attn_resolutions = [4]
+norm_groups = 4
+[train]
+steps = 4
+batch_size = 8
+checkpoint_every = 2
+"#;
+
+fn write(dir: &Path, name: &str, text: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn train_then_sample_writes_named_pngs_grid_and_nfe() {
+    let dir = temp_dir("cli-e2e");
+    let cfg = write(&dir, "tiny.toml", TINY);
+    let run = dir.join("run").display().to_string();
+    let o = fewstep(&[
+        "--quiet", "teacher", "train", "--config", &cfg, "--out", &run,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(Path::new(&run).join("config.toml").exists());
+    assert!(Path::new(&run).join("metrics.jsonl").exists());
+    let out = dir.join("s").display().to_string();
+    let o = fewstep(&[
+        "sample",
+        "--model",
+        &run,
+        "--n",
+        "6",
+        "--class",
+        "3",
+        "--steps",
+        "3",
+        "--guidance",
+        "2",
+        "--seed",
+        "5",
+        "--out",
+        &out,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    // 3 guided Euler steps cost 2 evaluations each.
+    assert!(stdout.contains("NFE per image 6"), "{stdout}");
+    for i in 0..6 {
+        let p = Path::new(&out).join(format!("{i:05}_c3.png"));
+        let img = image::open(&p).unwrap();
+        assert_eq!((img.width(), img.height()), (8, 8), "native resolution");
+        assert_eq!(
+            img.color(),
+            image::ColorType::L8,
+            "grayscale for 1-channel data"
+        );
+    }
+    assert!(Path::new(&out).join("grid.png").exists());
+    // Same seed, other batch size → the same images.
+    let out2 = dir.join("s2").display().to_string();
+    let o = fewstep(&[
+        "--quiet",
+        "sample",
+        "--model",
+        &run,
+        "--n",
+        "6",
+        "--class",
+        "3",
+        "--steps",
+        "3",
+        "--guidance",
+        "2",
+        "--seed",
+        "5",
+        "--batch",
+        "2",
+        "--out",
+        &out2,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for i in 0..6 {
+        let name = format!("{i:05}_c3.png");
+        assert_eq!(
+            std::fs::read(Path::new(&out).join(&name)).unwrap(),
+            std::fs::read(Path::new(&out2).join(&name)).unwrap()
+        );
+    }
+    // --class all spreads classes evenly.
+    let out3 = dir.join("s3").display().to_string();
+    let o = fewstep(&[
+        "--quiet", "sample", "--model", &run, "--n", "20", "--steps", "1", "--out", &out3,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    for k in 0..10 {
+        let count = std::fs::read_dir(&out3)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .ends_with(&format!("_c{k}.png"))
+            })
+            .count();
+        assert_eq!(count, 2, "class {k}");
+    }
+    // Resume through the CLI continues to the new step count.
+    let o = fewstep(&[
+        "--quiet", "teacher", "train", "--out", &run, "--resume", "--steps", "6",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("step 6 (from 4)"));
+}
+
+#[test]
+fn bad_configs_name_the_key() {
+    let dir = temp_dir("cli-bad-config");
+    let run = dir.join("run").display().to_string();
+    let unknown = write(&dir, "unknown.toml", "[train]\nstepz = 3\n");
+    let o = fewstep(&["teacher", "train", "--config", &unknown, "--out", &run]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(e.contains("stepz") && e.contains("unknown.toml"), "{e}");
+    let impossible = write(&dir, "bad.toml", "[diffusion]\np_uncond = 1.5\n");
+    let o = fewstep(&["teacher", "train", "--config", &impossible, "--out", &run]);
+    assert!(!o.status.success());
+    let e = stderr(&o);
+    assert!(
+        e.contains("diffusion.p_uncond") && e.contains("[0, 1)"),
+        "{e}"
+    );
+    let groups = write(
+        &dir,
+        "groups.toml",
+        "[model]\nmodel_channels = 10\nnorm_groups = 4\n",
+    );
+    let e = stderr(&fewstep(&[
+        "teacher", "train", "--config", &groups, "--out", &run,
+    ]));
+    assert!(e.contains("model.norm_groups"), "{e}");
+    let missing = fewstep(&[
+        "teacher",
+        "train",
+        "--config",
+        "/nonexistent.toml",
+        "--out",
+        &run,
+    ]);
+    assert!(!missing.status.success());
+    assert!(stderr(&missing).contains("/nonexistent.toml"));
+    assert!(
+        !Path::new(&run).exists(),
+        "nothing is written for a rejected config"
+    );
+}
+
+#[test]
+fn bad_sample_arguments_are_clear() {
+    let dir = temp_dir("cli-bad-sample");
+    let o = fewstep(&[
+        "sample",
+        "--model",
+        &dir.join("none").display().to_string(),
+        "--out",
+        "x",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("does not exist"), "{}", stderr(&o));
+    let cfg = write(&dir, "tiny.toml", TINY);
+    let run = dir.join("run").display().to_string();
+    assert!(
+        fewstep(&[
+            "--quiet", "teacher", "train", "--config", &cfg, "--out", &run, "--steps", "1"
+        ])
+        .status
+        .success()
+    );
+    let out = dir.join("o").display().to_string();
+    let o = fewstep(&["sample", "--model", &run, "--class", "12", "--out", &out]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("--class 12") && stderr(&o).contains("0..10"),
+        "{}",
+        stderr(&o)
+    );
+    let o = fewstep(&["sample", "--model", &run, "--steps", "0", "--out", &out]);
+    assert!(stderr(&o).contains("--steps 0"), "{}", stderr(&o));
+    let o = fewstep(&[
+        "sample",
+        "--model",
+        &run,
+        "--sampler",
+        "rk45",
+        "--out",
+        &out,
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("euler"),
+        "clap lists the valid samplers: {}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn shipped_configs_parse_and_digits_is_the_default() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let digits = teacher::config::TeacherConfig::from_file(&root.join("digits.toml")).unwrap();
+    assert_eq!(
+        digits,
+        teacher::config::TeacherConfig::default(),
+        "configs/digits.toml documents the defaults"
+    );
+    let mnist = teacher::config::TeacherConfig::from_file(&root.join("mnist.toml")).unwrap();
+    assert_eq!(mnist.data.source, teacher::data::DataSource::Mnist);
+}

@@ -1,0 +1,8 @@
+//! fewstep's integration tests: one binary, a module per area.
+
+mod checkpoint;
+mod cli;
+mod data;
+mod edm;
+mod fixtures;
+mod train;

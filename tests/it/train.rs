@@ -1,0 +1,95 @@
+//! The training loop: exact resume, divergence handling, refusing to overwrite saved work.
+
+use teacher::checkpoint::Checkpoint;
+use teacher::error::Error;
+use teacher::train::{TrainOptions, train_teacher};
+
+use crate::fixtures::{device, param_values, temp_dir, tiny_config};
+
+fn opts(out: &std::path::Path, steps: u64, resume: bool) -> TrainOptions {
+    TrainOptions {
+        out: out.to_path_buf(),
+        data: None,
+        resume,
+        steps: Some(steps),
+        quiet: true,
+        device: device(),
+    }
+}
+
+#[test]
+fn train_5_then_resume_5_equals_train_10() {
+    let cfg = tiny_config();
+    let (a, b) = (temp_dir("straight"), temp_dir("resumed"));
+    train_teacher(&cfg, &opts(&a, 10, false)).unwrap();
+    let half = train_teacher(&cfg, &opts(&b, 5, false)).unwrap();
+    assert_eq!(half.steps, 5);
+    let rest = train_teacher(&cfg, &opts(&b, 10, true)).unwrap();
+    assert_eq!((rest.resumed_from, rest.steps), (5, 10));
+    let (ca, cb) = (Checkpoint::load(&a).unwrap(), Checkpoint::load(&b).unwrap());
+    assert_eq!(ca.header.step, 10);
+    assert_eq!(ca.header.step, cb.header.step);
+    // Weights and EMA are bit-identical: the resumed run redrew the same batches, σ and noise
+    // and continued from the same Adam moments (a wrong optimizer state would show here).
+    let d = device();
+    for blob in ["model", "ema"] {
+        let wa = param_values(&ca.load_into(blob, ca.header.spec.init(&d)).unwrap());
+        let wb = param_values(&cb.load_into(blob, cb.header.spec.init(&d)).unwrap());
+        assert!(wa == wb, "{blob} weights differ after resume");
+    }
+    // metrics.jsonl has one line per step, none duplicated by the resume.
+    let steps: Vec<u64> = std::fs::read_to_string(b.join("metrics.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap()["step"]
+                .as_u64()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(steps, (1..=10).collect::<Vec<_>>());
+}
+
+#[test]
+fn existing_run_is_never_overwritten_without_resume() {
+    let cfg = tiny_config();
+    let dir = temp_dir("norerun");
+    train_teacher(&cfg, &opts(&dir, 2, false)).unwrap();
+    let before = std::fs::read(dir.join("checkpoint.fsk")).unwrap();
+    let e = train_teacher(&cfg, &opts(&dir, 4, false))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--resume"), "{e}");
+    assert_eq!(std::fs::read(dir.join("checkpoint.fsk")).unwrap(), before);
+    // Resuming with another network is refused too.
+    let mut other = cfg.clone();
+    other.model.model_channels = 16;
+    let e = train_teacher(&other, &opts(&dir, 4, true))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("another network"), "{e}");
+}
+
+#[test]
+fn divergence_stops_with_the_last_good_checkpoint_kept() {
+    let cfg = tiny_config();
+    let dir = temp_dir("nan");
+    train_teacher(&cfg, &opts(&dir, 5, false)).unwrap();
+    let good = std::fs::read(dir.join("checkpoint.fsk")).unwrap();
+    // ln σ ~ N(1000, ·) makes σ = e^1000 = ∞, so the loss is not finite at the next step.
+    let mut bad = cfg.clone();
+    bad.diffusion.sigma_dist.p_mean = 1000.0;
+    let e = train_teacher(&bad, &opts(&dir, 8, true)).unwrap_err();
+    assert!(matches!(e, Error::NonFinite { step: 5, .. }), "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("checkpoint.fsk") && msg.contains("--resume"),
+        "{msg}"
+    );
+    assert_eq!(
+        std::fs::read(dir.join("checkpoint.fsk")).unwrap(),
+        good,
+        "the good checkpoint is untouched"
+    );
+    assert_eq!(Checkpoint::load(&dir).unwrap().header.step, 5);
+}
