@@ -44,6 +44,11 @@ pub enum Command {
     },
     /// Sample images from a trained model (PNG per sample + grid.png).
     Sample(SampleArgs),
+    /// Evaluate models: feature networks, class accuracy, Fréchet distances.
+    Eval {
+        #[command(subcommand)]
+        command: EvalCommand,
+    },
     /// Benchmarks (speed is measured here, never in tests).
     Bench {
         #[command(subcommand)]
@@ -133,4 +138,47 @@ pub struct BenchUnetArgs {
     /// Timed repetitions after one warm-up.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatasetArg {
+    Digits,
+    Mnist,
+    Folder,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvalCommand {
+    /// Train the LeNet-style feature network (classifier) on a dataset and keep it.
+    TrainFeatures(TrainFeaturesArgs),
+    /// Class accuracy of conditional samples (`NNNNN_cK.png`) under a feature network.
+    Classify(ClassifyArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct TrainFeaturesArgs {
+    #[arg(long, value_enum, default_value_t = DatasetArg::Digits)]
+    pub dataset: DatasetArg,
+    /// Data directory (mnist, folder).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output directory (features.json + lenet.bpk).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Optimizer steps (default 3000).
+    #[arg(long)]
+    pub steps: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct ClassifyArgs {
+    /// Folder written by `fewstep sample`.
+    #[arg(long)]
+    pub samples: PathBuf,
+    /// Feature network directory from `fewstep eval train-features`.
+    #[arg(long)]
+    pub features: PathBuf,
+    /// Print one JSON object instead of text.
+    #[arg(long)]
+    pub json: bool,
 }

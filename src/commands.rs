@@ -22,6 +22,7 @@ use teacher::sample::{ClassChoice, SampleSpec, sample_teacher};
 use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
+    ClassifyArgs, DatasetArg, EvalCommand, TrainFeaturesArgs,
     BenchCommand, BenchUnetArgs, Cli, Command, DeviceArg, SampleArgs, SamplerArg, TeacherCommand,
     TrainArgs,
 };
@@ -36,6 +37,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Unet(args),
         } => bench_unet(args, device),
+        Command::Eval { command: EvalCommand::TrainFeatures(args) } => train_features(args, device, cli.quiet),
+        Command::Eval { command: EvalCommand::Classify(args) } => classify(args, device),
     }
 }
 
@@ -306,5 +309,60 @@ fn bench_unet(args: BenchUnetArgs, device: Device) -> Result<()> {
         "→ 50 guided steps for 1,000 images ≈ {:.1} s",
         ts * 50.0 * 1000.0 / b as f64
     );
+    Ok(())
+}
+
+fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Result<()> {
+    use teacher::data::{DataConfig, DataSource, Split};
+    let (source, name) = match args.dataset {
+        DatasetArg::Digits => (DataSource::Digits, "digits"),
+        DatasetArg::Mnist => (DataSource::Mnist, "mnist"),
+        DatasetArg::Folder => (DataSource::Folder, "folder"),
+    };
+    let data = DataConfig { source, ..Default::default() };
+    let train = data.load(args.data.as_deref(), Split::Train)?;
+    let test = data.load(args.data.as_deref(), Split::Test)?;
+    let mut cfg = eval::classifier::ClassifierConfig::default();
+    if let Some(s) = args.steps {
+        cfg.steps = s;
+    }
+    let meta = eval::classifier::train_classifier(&cfg, name, &train, &test, &args.out, quiet, &device)?;
+    println!(
+        "feature network (LeNet, {}-d features) trained on {name} in {:.0} s: test accuracy {:.2}% on {} images; saved in {}",
+        cfg.feature_dim,
+        meta.train_seconds,
+        100.0 * meta.test_accuracy,
+        meta.test_examples,
+        args.out.display()
+    );
+    Ok(())
+}
+
+fn classify(args: ClassifyArgs, device: Device) -> Result<()> {
+    let (model, meta) = eval::classifier::load_classifier(&args.features, &device)?;
+    let set = eval::samples::load_samples(&args.samples, meta.shape.channels)?;
+    if set.shape != meta.shape {
+        bail!(
+            "samples in `{}` are {}×{} but the feature network `{}` expects {}×{}: use features trained on the same dataset",
+            args.samples.display(), set.shape.width, set.shape.height, args.features.display(), meta.shape.width, meta.shape.height
+        );
+    }
+    let pred = eval::classifier::predict(&model, &set.images, set.shape, &device);
+    let correct = pred.iter().zip(&set.classes).filter(|(p, c)| p == c).count();
+    let acc = correct as f64 / set.classes.len() as f64;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"class_accuracy": acc, "n_samples": set.classes.len(), "features": format!("LeNet ({})", meta.dataset), "classifier_test_accuracy": meta.test_accuracy})
+        );
+    } else {
+        println!(
+            "class accuracy {:.2}% ({correct}/{}) under the LeNet classifier trained on {} (its own test accuracy {:.2}%)",
+            100.0 * acc,
+            set.classes.len(),
+            meta.dataset,
+            100.0 * meta.test_accuracy
+        );
+    }
     Ok(())
 }

@@ -1,3 +1,7 @@
-//! fewstep evaluation.
+//! fewstep's evaluation: Fréchet distances over features the project trains itself, class
+//! accuracy of conditional samples, latency, plots and reports.
 
+pub mod classifier;
+pub mod error;
 pub mod frechet;
+pub mod samples;

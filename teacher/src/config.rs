@@ -70,17 +70,17 @@ pub struct TrainConfig {
 impl Default for TrainConfig {
     fn default() -> Self {
         Self {
-            steps: 4000,
+            steps: 1500,
             batch_size: 64,
             lr: 1e-3,
-            warmup_steps: 200,
+            warmup_steps: 100,
             adam_beta1: 0.9,
             adam_beta2: 0.999,
             adam_epsilon: 1e-8,
             grad_clip: Some(1.0),
             ema_halflife_images: 25_000.0,
             ema_rampup_ratio: Some(0.05),
-            checkpoint_every: 500,
+            checkpoint_every: 250,
             log_every: 50,
             seed: 0,
         }

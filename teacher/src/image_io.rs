@@ -58,7 +58,8 @@ pub fn grid(
         width: cols * cw + 1,
     };
     let plane = gshape.height * gshape.width;
-    let mut out = vec![1.0f32; shape.channels * plane];
+    // Mid-grey borders separate cells without competing with white strokes.
+    let mut out = vec![0.0f32; shape.channels * plane];
     for (k, img) in images.iter().enumerate() {
         let (r, c) = (k / cols, k % cols);
         for ch_i in 0..shape.channels {

@@ -1,0 +1,207 @@
+//! The feature network fewstep trains itself (no registry ships Inception weights): a LeNet-style
+//! CNN (LeCun et al. 1998) classifier whose penultimate activations are the features of
+//! "FID (LeNet features)" and whose predictions give class accuracy of conditional samples.
+
+use std::path::Path;
+use std::time::Instant;
+
+use burn::module::Module;
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
+use burn::optim::{AdamConfig, GradientsParams};
+use burn::tensor::activation::relu;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use teacher::checkpoint::write_atomic;
+use teacher::data::Dataset;
+use teacher::rng::{Stream, derive_seed, rng};
+use teacher::unet::ImageShape;
+
+use crate::error::{EvalError, Result};
+
+/// Shape and training of the feature classifier.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClassifierConfig {
+    /// Channels of the two convolution stages.
+    pub channels: [usize; 2],
+    /// Width of the penultimate layer: the feature dimension.
+    pub feature_dim: usize,
+    /// Dropout before the last layer.
+    pub dropout: f64,
+    /// Optimizer steps, batch size, Adam learning rate, seed.
+    pub steps: u64,
+    pub batch_size: usize,
+    pub lr: f64,
+    pub seed: u64,
+}
+
+impl Default for ClassifierConfig {
+    fn default() -> Self {
+        Self { channels: [32, 64], feature_dim: 128, dropout: 0.3, steps: 3000, batch_size: 64, lr: 1e-3, seed: 0 }
+    }
+}
+
+/// conv3×3 → ReLU → conv3×3 → ReLU → maxpool 2 → conv3×3 → ReLU → adaptive avg-pool 4×4 →
+/// linear → ReLU (features) → dropout → linear (logits).
+#[derive(Module, Debug)]
+pub struct LeNet {
+    conv1: Conv2d,
+    conv2: Conv2d,
+    conv3: Conv2d,
+    pool: MaxPool2d,
+    squeeze: AdaptiveAvgPool2d,
+    fc: Linear,
+    dropout: Dropout,
+    head: Linear,
+}
+
+/// Side of the pooled feature map before the dense layers.
+const POOLED: usize = 4;
+
+impl ClassifierConfig {
+    pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> LeNet {
+        let pad = PaddingConfig2d::Explicit(1, 1, 1, 1);
+        let [a, b] = self.channels;
+        LeNet {
+            conv1: Conv2dConfig::new([shape.channels, a], [3, 3]).with_padding(pad.clone()).init(device),
+            conv2: Conv2dConfig::new([a, b], [3, 3]).with_padding(pad.clone()).init(device),
+            conv3: Conv2dConfig::new([b, b], [3, 3]).with_padding(pad).init(device),
+            pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
+            squeeze: AdaptiveAvgPool2dConfig::new([POOLED, POOLED]).init(),
+            fc: LinearConfig::new(b * POOLED * POOLED, self.feature_dim).init(device),
+            dropout: DropoutConfig::new(self.dropout).init(),
+            head: LinearConfig::new(self.feature_dim, num_classes).init(device),
+        }
+    }
+}
+
+impl LeNet {
+    /// Penultimate activations.
+    ///
+    /// # Shapes
+    /// - x: `[n, c, h, w]` in [−1, 1] → `[n, feature_dim]`
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        let h = relu(self.conv1.forward(x));
+        let h = self.pool.forward(relu(self.conv2.forward(h)));
+        let h = self.squeeze.forward(relu(self.conv3.forward(h)));
+        let [n, ..] = h.dims();
+        relu(self.fc.forward(h.reshape([n as i32, -1])))
+    }
+
+    /// Class logits, `[n, c, h, w]` → `[n, classes]`.
+    pub fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        self.head.forward(self.dropout.forward(self.features(x)))
+    }
+}
+
+/// A trained feature network and the facts that name it in reports.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct FeatureMeta {
+    /// Dataset it was trained on (digits, mnist, folder).
+    pub dataset: String,
+    pub shape: ImageShape,
+    pub num_classes: usize,
+    pub config: ClassifierConfig,
+    /// Accuracy on the dataset's held-out test split.
+    pub test_accuracy: f64,
+    pub test_examples: usize,
+    pub train_seconds: f64,
+}
+
+pub const META_FILE: &str = "features.json";
+pub const WEIGHTS_FILE: &str = "lenet.bpk";
+
+/// Tensor of images `[n, c, h, w]` from a slice of a dataset.
+pub fn images_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
+    let s = data.shape;
+    let px: Vec<f32> = idx.iter().flat_map(|&i| data.image(i).iter().copied()).collect();
+    Tensor::from_data(TensorData::new(px, [idx.len(), s.channels, s.height, s.width]), device)
+}
+
+/// Predicted class of each image (`[n·C·H·W]` values), in batches.
+pub fn predict(model: &LeNet, images: &[f32], shape: ImageShape, device: &Device) -> Vec<usize> {
+    let len = shape.channels * shape.height * shape.width;
+    let mut out = Vec::with_capacity(images.len() / len);
+    for chunk in images.chunks(len * 500) {
+        let n = chunk.len() / len;
+        let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, shape.channels, shape.height, shape.width]), device);
+        let pred = model.logits(x).argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().expect("int argmax");
+        out.extend(pred.into_iter().map(|p| p as usize));
+    }
+    out
+}
+
+/// Train on `train`, measure accuracy on `test`, save weights and meta into `out`.
+pub fn train_classifier(
+    cfg: &ClassifierConfig,
+    dataset_name: &str,
+    train: &Dataset,
+    test: &Dataset,
+    out: &Path,
+    quiet: bool,
+    device: &Device,
+) -> Result<FeatureMeta> {
+    let ad = device.clone().autodiff();
+    ad.seed(derive_seed(cfg.seed, Stream::Init, 0));
+    let mut model = cfg.init(train.shape, train.num_classes, &ad);
+    let mut optim = AdamConfig::new().init();
+    let loss_fn = CrossEntropyLossConfig::new().init(&ad);
+    let pb = teacher::progress::bar(cfg.steps, quiet, "features");
+    let started = Instant::now();
+    for step in 0..cfg.steps {
+        let mut r = rng(cfg.seed, Stream::TrainStep, step);
+        let idx: Vec<usize> = (0..cfg.batch_size).map(|_| r.random_range(0..train.len())).collect();
+        let x = images_tensor(train, &idx, &ad);
+        let y = Tensor::<1, Int>::from_data(
+            TensorData::new(idx.iter().map(|&i| train.labels[i] as i64).collect::<Vec<_>>(), [idx.len()]),
+            &ad,
+        );
+        ad.seed(derive_seed(cfg.seed, Stream::Backend, step));
+        let loss = loss_fn.forward(model.logits(x), y);
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        // Step decay: full rate for the first 2/3, a tenth after (a standard LeNet schedule).
+        let lr = if step < cfg.steps * 2 / 3 { cfg.lr } else { cfg.lr * 0.1 };
+        model = optim.step(lr, model, grads);
+        pb.inc(1);
+    }
+    pb.finish_and_clear();
+    let train_seconds = started.elapsed().as_secs_f64();
+    let model = model.valid();
+    let pred = predict(&model, &test.images, test.shape, device);
+    let correct = pred.iter().zip(&test.labels).filter(|(p, l)| **p == **l as usize).count();
+    let meta = FeatureMeta {
+        dataset: dataset_name.to_string(),
+        shape: train.shape,
+        num_classes: train.num_classes,
+        config: cfg.clone(),
+        test_accuracy: correct as f64 / test.len().max(1) as f64,
+        test_examples: test.len(),
+        train_seconds,
+    };
+    std::fs::create_dir_all(out).map_err(|e| EvalError::io("create", out, e))?;
+    write_atomic(&out.join(WEIGHTS_FILE), &teacher::checkpoint::module_bytes(model))?;
+    write_atomic(&out.join(META_FILE), serde_json::to_string_pretty(&meta).expect("plain data").as_bytes())?;
+    Ok(meta)
+}
+
+/// Load a feature network saved by [`train_classifier`].
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<(LeNet, FeatureMeta)> {
+    let meta_path = dir.join(META_FILE);
+    let text = std::fs::read_to_string(&meta_path).map_err(|_| EvalError::Features {
+        path: dir.to_path_buf(),
+        message: format!("has no `{META_FILE}`: train one with `fewstep eval train-features --out {}`", dir.display()),
+    })?;
+    let meta: FeatureMeta = serde_json::from_str(&text)
+        .map_err(|e| EvalError::Features { path: meta_path.clone(), message: format!("unreadable ({e})") })?;
+    let model = meta.config.init(meta.shape, meta.num_classes, device);
+    let model = model.try_load_file(dir.join(WEIGHTS_FILE)).map_err(|e| EvalError::Features {
+        path: dir.join(WEIGHTS_FILE),
+        message: format!("weights do not load ({e}); retrain with `fewstep eval train-features`"),
+    })?;
+    Ok((model, meta))
+}

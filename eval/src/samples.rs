@@ -1,0 +1,46 @@
+//! Reading a folder of samples written by `fewstep sample` (`NNNNN_cK.png`).
+
+use std::path::Path;
+
+use teacher::image_io::read_png;
+use teacher::unet::ImageShape;
+
+use crate::error::{EvalError, Result};
+
+/// Images in [−1, 1] and the class each was asked for (from the `_cK` in its name).
+pub struct SampleSet {
+    pub images: Vec<f32>,
+    pub classes: Vec<usize>,
+    pub shape: ImageShape,
+}
+
+/// Load every `*_cK.png` in `dir` (sorted by name) as `channels`-channel images.
+pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
+    let err = |m: String| EvalError::Samples { path: dir.to_path_buf(), message: m };
+    let mut names: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| EvalError::io("read directory", dir, e))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "png") && class_of(p).is_some())
+        .collect();
+    names.sort();
+    if names.is_empty() {
+        return Err(err("holds no `NNNNN_cK.png` samples: write some with `fewstep sample --out DIR`".into()));
+    }
+    let mut images = Vec::new();
+    let mut classes = Vec::new();
+    let mut shape = None;
+    for p in &names {
+        let (px, s) = read_png(p, channels)?;
+        if *shape.get_or_insert(s) != s {
+            return Err(err(format!("`{}` is {}×{}, unlike the others", p.display(), s.width, s.height)));
+        }
+        images.extend(px);
+        classes.push(class_of(p).expect("filtered above"));
+    }
+    Ok(SampleSet { images, classes, shape: shape.expect("at least one sample") })
+}
+
+fn class_of(p: &Path) -> Option<usize> {
+    let stem = p.file_stem()?.to_str()?;
+    stem.rsplit_once("_c")?.1.parse().ok()
+}
