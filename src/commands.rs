@@ -22,9 +22,8 @@ use teacher::sample::{ClassChoice, SampleSpec, sample_teacher};
 use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
-    ClassifyArgs, DatasetArg, EvalCommand, TrainFeaturesArgs,
-    BenchCommand, BenchUnetArgs, Cli, Command, DeviceArg, SampleArgs, SamplerArg, TeacherCommand,
-    TrainArgs,
+    BenchCommand, BenchUnetArgs, ClassifyArgs, Cli, Command, DatasetArg, DeviceArg, EvalCommand,
+    SampleArgs, SamplerArg, TeacherCommand, TrainArgs, TrainFeaturesArgs,
 };
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -37,8 +36,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Unet(args),
         } => bench_unet(args, device),
-        Command::Eval { command: EvalCommand::TrainFeatures(args) } => train_features(args, device, cli.quiet),
-        Command::Eval { command: EvalCommand::Classify(args) } => classify(args, device),
+        Command::Eval {
+            command: EvalCommand::TrainFeatures(args),
+        } => train_features(args, device, cli.quiet),
+        Command::Eval {
+            command: EvalCommand::Classify(args),
+        } => classify(args, device),
     }
 }
 
@@ -319,14 +322,18 @@ fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Resul
         DatasetArg::Mnist => (DataSource::Mnist, "mnist"),
         DatasetArg::Folder => (DataSource::Folder, "folder"),
     };
-    let data = DataConfig { source, ..Default::default() };
+    let data = DataConfig {
+        source,
+        ..Default::default()
+    };
     let train = data.load(args.data.as_deref(), Split::Train)?;
     let test = data.load(args.data.as_deref(), Split::Test)?;
     let mut cfg = eval::classifier::ClassifierConfig::default();
     if let Some(s) = args.steps {
         cfg.steps = s;
     }
-    let meta = eval::classifier::train_classifier(&cfg, name, &train, &test, &args.out, quiet, &device)?;
+    let meta =
+        eval::classifier::train_classifier(&cfg, name, &train, &test, &args.out, quiet, &device)?;
     println!(
         "feature network (LeNet, {}-d features) trained on {name} in {:.0} s: test accuracy {:.2}% on {} images; saved in {}",
         cfg.feature_dim,
@@ -344,11 +351,20 @@ fn classify(args: ClassifyArgs, device: Device) -> Result<()> {
     if set.shape != meta.shape {
         bail!(
             "samples in `{}` are {}×{} but the feature network `{}` expects {}×{}: use features trained on the same dataset",
-            args.samples.display(), set.shape.width, set.shape.height, args.features.display(), meta.shape.width, meta.shape.height
+            args.samples.display(),
+            set.shape.width,
+            set.shape.height,
+            args.features.display(),
+            meta.shape.width,
+            meta.shape.height
         );
     }
     let pred = eval::classifier::predict(&model, &set.images, set.shape, &device);
-    let correct = pred.iter().zip(&set.classes).filter(|(p, c)| p == c).count();
+    let correct = pred
+        .iter()
+        .zip(&set.classes)
+        .filter(|(p, c)| p == c)
+        .count();
     let acc = correct as f64 / set.classes.len() as f64;
     if args.json {
         println!(

@@ -42,7 +42,15 @@ pub struct ClassifierConfig {
 
 impl Default for ClassifierConfig {
     fn default() -> Self {
-        Self { channels: [32, 64], feature_dim: 128, dropout: 0.3, steps: 3000, batch_size: 64, lr: 1e-3, seed: 0 }
+        Self {
+            channels: [32, 64],
+            feature_dim: 128,
+            dropout: 0.3,
+            steps: 3000,
+            batch_size: 64,
+            lr: 1e-3,
+            seed: 0,
+        }
     }
 }
 
@@ -68,9 +76,15 @@ impl ClassifierConfig {
         let pad = PaddingConfig2d::Explicit(1, 1, 1, 1);
         let [a, b] = self.channels;
         LeNet {
-            conv1: Conv2dConfig::new([shape.channels, a], [3, 3]).with_padding(pad.clone()).init(device),
-            conv2: Conv2dConfig::new([a, b], [3, 3]).with_padding(pad.clone()).init(device),
-            conv3: Conv2dConfig::new([b, b], [3, 3]).with_padding(pad).init(device),
+            conv1: Conv2dConfig::new([shape.channels, a], [3, 3])
+                .with_padding(pad.clone())
+                .init(device),
+            conv2: Conv2dConfig::new([a, b], [3, 3])
+                .with_padding(pad.clone())
+                .init(device),
+            conv3: Conv2dConfig::new([b, b], [3, 3])
+                .with_padding(pad)
+                .init(device),
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             squeeze: AdaptiveAvgPool2dConfig::new([POOLED, POOLED]).init(),
             fc: LinearConfig::new(b * POOLED * POOLED, self.feature_dim).init(device),
@@ -119,8 +133,14 @@ pub const WEIGHTS_FILE: &str = "lenet.bpk";
 /// Tensor of images `[n, c, h, w]` from a slice of a dataset.
 pub fn images_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
     let s = data.shape;
-    let px: Vec<f32> = idx.iter().flat_map(|&i| data.image(i).iter().copied()).collect();
-    Tensor::from_data(TensorData::new(px, [idx.len(), s.channels, s.height, s.width]), device)
+    let px: Vec<f32> = idx
+        .iter()
+        .flat_map(|&i| data.image(i).iter().copied())
+        .collect();
+    Tensor::from_data(
+        TensorData::new(px, [idx.len(), s.channels, s.height, s.width]),
+        device,
+    )
 }
 
 /// Predicted class of each image (`[n·C·H·W]` values), in batches.
@@ -129,8 +149,20 @@ pub fn predict(model: &LeNet, images: &[f32], shape: ImageShape, device: &Device
     let mut out = Vec::with_capacity(images.len() / len);
     for chunk in images.chunks(len * 500) {
         let n = chunk.len() / len;
-        let x = Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), [n, shape.channels, shape.height, shape.width]), device);
-        let pred = model.logits(x).argmax(1).into_data().convert::<i64>().try_into_vec::<i64>().expect("int argmax");
+        let x = Tensor::<4>::from_data(
+            TensorData::new(
+                chunk.to_vec(),
+                [n, shape.channels, shape.height, shape.width],
+            ),
+            device,
+        );
+        let pred = model
+            .logits(x)
+            .argmax(1)
+            .into_data()
+            .convert::<i64>()
+            .try_into_vec::<i64>()
+            .expect("int argmax");
         out.extend(pred.into_iter().map(|p| p as usize));
     }
     out
@@ -155,17 +187,28 @@ pub fn train_classifier(
     let started = Instant::now();
     for step in 0..cfg.steps {
         let mut r = rng(cfg.seed, Stream::TrainStep, step);
-        let idx: Vec<usize> = (0..cfg.batch_size).map(|_| r.random_range(0..train.len())).collect();
+        let idx: Vec<usize> = (0..cfg.batch_size)
+            .map(|_| r.random_range(0..train.len()))
+            .collect();
         let x = images_tensor(train, &idx, &ad);
         let y = Tensor::<1, Int>::from_data(
-            TensorData::new(idx.iter().map(|&i| train.labels[i] as i64).collect::<Vec<_>>(), [idx.len()]),
+            TensorData::new(
+                idx.iter()
+                    .map(|&i| train.labels[i] as i64)
+                    .collect::<Vec<_>>(),
+                [idx.len()],
+            ),
             &ad,
         );
         ad.seed(derive_seed(cfg.seed, Stream::Backend, step));
         let loss = loss_fn.forward(model.logits(x), y);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         // Step decay: full rate for the first 2/3, a tenth after (a standard LeNet schedule).
-        let lr = if step < cfg.steps * 2 / 3 { cfg.lr } else { cfg.lr * 0.1 };
+        let lr = if step < cfg.steps * 2 / 3 {
+            cfg.lr
+        } else {
+            cfg.lr * 0.1
+        };
         model = optim.step(lr, model, grads);
         pb.inc(1);
     }
@@ -173,7 +216,11 @@ pub fn train_classifier(
     let train_seconds = started.elapsed().as_secs_f64();
     let model = model.valid();
     let pred = predict(&model, &test.images, test.shape, device);
-    let correct = pred.iter().zip(&test.labels).filter(|(p, l)| **p == **l as usize).count();
+    let correct = pred
+        .iter()
+        .zip(&test.labels)
+        .filter(|(p, l)| **p == **l as usize)
+        .count();
     let meta = FeatureMeta {
         dataset: dataset_name.to_string(),
         shape: train.shape,
@@ -184,8 +231,16 @@ pub fn train_classifier(
         train_seconds,
     };
     std::fs::create_dir_all(out).map_err(|e| EvalError::io("create", out, e))?;
-    write_atomic(&out.join(WEIGHTS_FILE), &teacher::checkpoint::module_bytes(model))?;
-    write_atomic(&out.join(META_FILE), serde_json::to_string_pretty(&meta).expect("plain data").as_bytes())?;
+    write_atomic(
+        &out.join(WEIGHTS_FILE),
+        &teacher::checkpoint::module_bytes(model),
+    )?;
+    write_atomic(
+        &out.join(META_FILE),
+        serde_json::to_string_pretty(&meta)
+            .expect("plain data")
+            .as_bytes(),
+    )?;
     Ok(meta)
 }
 
@@ -194,14 +249,23 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(LeNet, FeatureMet
     let meta_path = dir.join(META_FILE);
     let text = std::fs::read_to_string(&meta_path).map_err(|_| EvalError::Features {
         path: dir.to_path_buf(),
-        message: format!("has no `{META_FILE}`: train one with `fewstep eval train-features --out {}`", dir.display()),
+        message: format!(
+            "has no `{META_FILE}`: train one with `fewstep eval train-features --out {}`",
+            dir.display()
+        ),
     })?;
-    let meta: FeatureMeta = serde_json::from_str(&text)
-        .map_err(|e| EvalError::Features { path: meta_path.clone(), message: format!("unreadable ({e})") })?;
+    let meta: FeatureMeta = serde_json::from_str(&text).map_err(|e| EvalError::Features {
+        path: meta_path.clone(),
+        message: format!("unreadable ({e})"),
+    })?;
     let model = meta.config.init(meta.shape, meta.num_classes, device);
-    let model = model.try_load_file(dir.join(WEIGHTS_FILE)).map_err(|e| EvalError::Features {
-        path: dir.join(WEIGHTS_FILE),
-        message: format!("weights do not load ({e}); retrain with `fewstep eval train-features`"),
-    })?;
+    let model = model
+        .try_load_file(dir.join(WEIGHTS_FILE))
+        .map_err(|e| EvalError::Features {
+            path: dir.join(WEIGHTS_FILE),
+            message: format!(
+                "weights do not load ({e}); retrain with `fewstep eval train-features`"
+            ),
+        })?;
     Ok((model, meta))
 }

@@ -27,7 +27,11 @@ pub enum EvalError {
 
 impl EvalError {
     pub fn io(action: &'static str, path: &Path, source: std::io::Error) -> Self {
-        EvalError::Io { action, path: path.to_path_buf(), source }
+        EvalError::Io {
+            action,
+            path: path.to_path_buf(),
+            source,
+        }
     }
 }
 

@@ -16,7 +16,10 @@ pub struct SampleSet {
 
 /// Load every `*_cK.png` in `dir` (sorted by name) as `channels`-channel images.
 pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
-    let err = |m: String| EvalError::Samples { path: dir.to_path_buf(), message: m };
+    let err = |m: String| EvalError::Samples {
+        path: dir.to_path_buf(),
+        message: m,
+    };
     let mut names: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| EvalError::io("read directory", dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
@@ -24,7 +27,9 @@ pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
         .collect();
     names.sort();
     if names.is_empty() {
-        return Err(err("holds no `NNNNN_cK.png` samples: write some with `fewstep sample --out DIR`".into()));
+        return Err(err(
+            "holds no `NNNNN_cK.png` samples: write some with `fewstep sample --out DIR`".into(),
+        ));
     }
     let mut images = Vec::new();
     let mut classes = Vec::new();
@@ -32,12 +37,21 @@ pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
     for p in &names {
         let (px, s) = read_png(p, channels)?;
         if *shape.get_or_insert(s) != s {
-            return Err(err(format!("`{}` is {}×{}, unlike the others", p.display(), s.width, s.height)));
+            return Err(err(format!(
+                "`{}` is {}×{}, unlike the others",
+                p.display(),
+                s.width,
+                s.height
+            )));
         }
         images.extend(px);
         classes.push(class_of(p).expect("filtered above"));
     }
-    Ok(SampleSet { images, classes, shape: shape.expect("at least one sample") })
+    Ok(SampleSet {
+        images,
+        classes,
+        shape: shape.expect("at least one sample"),
+    })
 }
 
 fn class_of(p: &Path) -> Option<usize> {

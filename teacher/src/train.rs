@@ -113,10 +113,232 @@ fn optimizer(t: &TrainConfig) -> ModuleOptimizer {
 
 /// The state a run carries between steps.
 pub struct TrainState {
+    /// The model being optimised (on the autodiff device).
     pub model: EdmModel,
+    /// EMA of the weights for inference (EDM half-life schedule).
     pub ema: EdmModel,
+    /// A second EMA with a stage-specific rate (the consistency target θ⁻), when the stage has one.
+    pub target: Option<EdmModel>,
     pub optim: ModuleOptimizer,
     pub step: u64,
+}
+
+/// What identifies a run's checkpoints: kind, network, config, stage facts.
+#[derive(Debug, Clone)]
+pub struct RunSpec {
+    pub kind: ModelKind,
+    pub spec: ModelSpec,
+    /// The resolved config (TOML), saved in the checkpoint and as `config.toml`.
+    pub config: String,
+    pub extra: serde_json::Map<String, serde_json::Value>,
+    pub train: TrainConfig,
+}
+
+/// A fresh state from `init` (given the autodiff device, seeded from the run's seed), or the
+/// checkpoint in `out` when `resume` is set. An existing checkpoint without `resume` is an error
+/// so saved work is never overwritten.
+pub fn init_or_resume(
+    out: &Path,
+    resume: bool,
+    run: &RunSpec,
+    device: &Device,
+    init: impl FnOnce(&Device) -> Result<EdmModel>,
+    with_target: bool,
+) -> Result<TrainState> {
+    let ckpt_path = out.join(LATEST);
+    let ad = device.clone().autodiff();
+    let t = &run.train;
+    if ckpt_path.exists() {
+        if !resume {
+            return Err(Error::Invalid(format!(
+                "`{}` already holds a checkpoint: pass `--resume` to continue it, or choose another `--out`",
+                out.display()
+            )));
+        }
+        let ck = Checkpoint::load(&ckpt_path)?;
+        if ck.header.kind != run.kind || ck.header.spec != run.spec {
+            return Err(Error::Checkpoint {
+                path: ckpt_path.clone(),
+                message: "was trained with another network or data shape than this config: resume with the run's own \
+                          `config.toml`, or train into a new `--out`"
+                    .into(),
+            });
+        }
+        let optim = optimizer(t)
+            .from_bytes(Bytes::from_bytes_vec(ck.blob("optimizer")?.to_vec()))
+            .map_err(|e| Error::Checkpoint {
+                path: ckpt_path.clone(),
+                message: format!("optimizer state: {e}"),
+            })?;
+        let target = match with_target {
+            true => Some(ck.load_into("target", run.spec.init(device))?),
+            false => None,
+        };
+        Ok(TrainState {
+            model: ck.load_into("model", run.spec.init(&ad))?,
+            ema: ck.load_into("ema", run.spec.init(device))?,
+            target,
+            optim,
+            step: ck.header.step,
+        })
+    } else {
+        ad.seed(derive_seed(t.seed, Stream::Init, 0));
+        let model = init(&ad)?;
+        let ema = model.valid();
+        let target = with_target.then(|| model.valid());
+        Ok(TrainState {
+            model,
+            ema,
+            target,
+            optim: optimizer(t),
+            step: 0,
+        })
+    }
+}
+
+/// The per-step part of a stage: the per-example loss of step `step` given the current model
+/// and (for stages that have one) the target network.
+pub trait StepLoss {
+    fn loss(&mut self, model: &EdmModel, target: Option<&EdmModel>, step: u64)
+    -> Result<Tensor<1>>;
+
+    /// Rate μ of the target EMA after `step` steps (only for stages with a target).
+    fn target_rate(&self, _step: u64) -> f64 {
+        0.0
+    }
+}
+
+/// Optimise `state` up to `total` steps: loss → backward → Adam → EMA(s), with metrics,
+/// a progress bar and atomic checkpoints. The stage supplies only its loss.
+pub fn run_loop(
+    out: &Path,
+    run: &RunSpec,
+    mut state: TrainState,
+    total: u64,
+    quiet: bool,
+    stage: &mut impl StepLoss,
+) -> Result<TrainSummary> {
+    let t = &run.train;
+    let ckpt_path = out.join(LATEST);
+    std::fs::create_dir_all(out).map_err(Error::io("create run directory", out))?;
+    write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
+    let metrics_path = out.join("metrics.jsonl");
+    trim_metrics(&metrics_path, state.step)?;
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&metrics_path)
+        .map_err(Error::io("open", &metrics_path))?;
+
+    let save = |s: &TrainState| -> Result<()> {
+        let header = Header {
+            format: FORMAT_VERSION,
+            kind: run.kind,
+            step: s.step,
+            seed: t.seed,
+            spec: run.spec.clone(),
+            config: run.config.clone(),
+            extra: run.extra.clone(),
+            blobs: vec![],
+        };
+        let optim = s
+            .optim
+            .into_bytes()
+            .map_err(|e| Error::Invalid(format!("encoding optimizer state: {e}")))?;
+        let mut ck = Checkpoint::new(header)
+            .with_blob("model", module_bytes(s.model.clone()))
+            .with_blob("ema", module_bytes(s.ema.clone()))
+            .with_blob("optimizer", optim.to_vec());
+        if let Some(target) = &s.target {
+            ck = ck.with_blob("target", module_bytes(target.clone()));
+        }
+        ck.save(&ckpt_path)
+    };
+
+    let resumed_from = state.step;
+    let label = format!("{:?}", run.kind).to_lowercase();
+    let pb = crate::progress::bar(total, quiet, &label);
+    pb.set_position(state.step);
+    let started = Instant::now();
+    let (mut window_loss, mut window_n, mut window_t) = (0.0, 0u64, Instant::now());
+    let mut last_loss = f64::NAN;
+    let device = state
+        .ema
+        .devices()
+        .first()
+        .cloned()
+        .expect("a model lives on a device");
+    let ad = device.clone().autodiff();
+    while state.step < total {
+        let step = state.step;
+        ad.seed(derive_seed(t.seed, Stream::Backend, step));
+        let loss = stage
+            .loss(&state.model, state.target.as_ref(), step)?
+            .mean();
+        let loss_value = loss.clone().into_scalar::<f32>() as f64;
+        if !loss_value.is_finite() {
+            pb.abandon();
+            return Err(Error::NonFinite {
+                step,
+                loss: loss_value,
+                last_good: ckpt_path.display().to_string(),
+            });
+        }
+        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
+        let lr = learning_rate(t, step);
+        state.model = state.optim.step(lr, state.model, grads);
+        state.step += 1;
+        let live = state.model.valid();
+        let beta = ema_beta(
+            state.step,
+            t.batch_size,
+            t.ema_halflife_images,
+            t.ema_rampup_ratio,
+        );
+        state.ema = ema_update(state.ema, &live, beta);
+        if let Some(target) = state.target.take() {
+            state.target = Some(ema_update(target, &live, stage.target_rate(state.step)));
+        }
+
+        last_loss = loss_value;
+        window_loss += loss_value;
+        window_n += 1;
+        if state.step % t.log_every == 0 || state.step == total {
+            let ips = (window_n as usize * t.batch_size) as f64 / window_t.elapsed().as_secs_f64();
+            let line = MetricsLine {
+                step: state.step,
+                loss: window_loss / window_n as f64,
+                lr,
+                img_per_s: ips,
+            };
+            writeln!(
+                metrics,
+                "{}",
+                serde_json::to_string(&line).expect("plain data")
+            )
+            .map_err(Error::io("append to", &metrics_path))?;
+            pb.set_message(format!("loss {:.4} · {:.0} img/s", line.loss, ips));
+            (window_loss, window_n, window_t) = (0.0, 0, Instant::now());
+        }
+        if state.step % t.checkpoint_every == 0 || state.step == total {
+            save(&state)?;
+        }
+        pb.set_position(state.step);
+    }
+    pb.finish();
+    if !ckpt_path.exists() {
+        save(&state)?;
+    }
+    let wall = started.elapsed().as_secs_f64();
+    Ok(TrainSummary {
+        steps: state.step,
+        resumed_from,
+        final_loss: last_loss,
+        images_per_sec: ((state.step - resumed_from) as usize * t.batch_size) as f64
+            / wall.max(1e-9),
+        wall_seconds: wall,
+        checkpoint: ckpt_path,
+    })
 }
 
 #[derive(Serialize)]
@@ -145,6 +367,45 @@ fn trim_metrics(path: &Path, step: u64) -> Result<()> {
     write_atomic(path, kept.as_bytes())
 }
 
+/// The teacher's step: the EDM loss on a fresh batch.
+struct TeacherStep<'a> {
+    data: &'a Dataset,
+    cfg: &'a TeacherConfig,
+    device: Device,
+}
+
+impl StepLoss for TeacherStep<'_> {
+    fn loss(
+        &mut self,
+        model: &EdmModel,
+        _target: Option<&EdmModel>,
+        step: u64,
+    ) -> Result<Tensor<1>> {
+        let (t, d) = (&self.cfg.train, &self.cfg.diffusion);
+        let b = draw_batch(
+            self.data,
+            t.batch_size,
+            d.p_uncond,
+            t.seed,
+            step,
+            &self.device,
+        );
+        let cond = Cond {
+            class: b.class,
+            extra: None,
+        };
+        Ok(edm_loss(
+            model,
+            b.y,
+            &cond,
+            b.normals,
+            b.noise,
+            &d.sigma_dist,
+            d.sigma_data,
+        ))
+    }
+}
+
 /// Train (or resume) a teacher into `opts.out`.
 pub fn train_teacher(cfg: &TeacherConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let data = cfg.data.load(opts.data.as_deref(), Split::Train)?;
@@ -155,171 +416,30 @@ pub fn train_teacher(cfg: &TeacherConfig, opts: &TrainOptions) -> Result<TrainSu
         sigma_data: cfg.diffusion.sigma_data,
         precond: Precond::Edm,
     };
-    let t = &cfg.train;
-    let total = opts.steps.unwrap_or(t.steps);
-    let ckpt_path = opts.out.join(LATEST);
-    let ad = opts.device.clone().autodiff();
-
-    let mut state = if ckpt_path.exists() {
-        if !opts.resume {
-            return Err(Error::Invalid(format!(
-                "`{}` already holds a checkpoint: pass `--resume` to continue it, or choose another `--out`",
-                opts.out.display()
-            )));
-        }
-        let ck = Checkpoint::load(&ckpt_path)?;
-        if ck.header.kind != ModelKind::Teacher || ck.header.spec != spec {
-            return Err(Error::Checkpoint {
-                path: ckpt_path.clone(),
-                message: "was trained with another network or data shape than this config: resume with the run's own \
-                          `config.toml`, or train into a new `--out`"
-                    .into(),
-            });
-        }
-        let optim = optimizer(t)
-            .from_bytes(Bytes::from_bytes_vec(ck.blob("optimizer")?.to_vec()))
-            .map_err(|e| Error::Checkpoint {
-                path: ckpt_path.clone(),
-                message: format!("optimizer state: {e}"),
-            })?;
-        TrainState {
-            model: ck.load_into("model", spec.init(&ad))?,
-            ema: ck.load_into("ema", spec.init(&opts.device))?,
-            optim,
-            step: ck.header.step,
-        }
-    } else {
-        opts.device.seed(derive_seed(t.seed, Stream::Init, 0));
-        let model = spec.init(&ad);
-        let ema = model.valid();
-        TrainState {
-            model,
-            ema,
-            optim: optimizer(t),
-            step: 0,
-        }
-    };
-    std::fs::create_dir_all(&opts.out).map_err(Error::io("create run directory", &opts.out))?;
-    write_atomic(&opts.out.join("config.toml"), cfg.to_toml().as_bytes())?;
-    let metrics_path = opts.out.join("metrics.jsonl");
-    trim_metrics(&metrics_path, state.step)?;
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(Error::io("open", &metrics_path))?;
-
-    let save = |s: &TrainState| -> Result<()> {
-        let header = Header {
-            format: FORMAT_VERSION,
-            kind: ModelKind::Teacher,
-            step: s.step,
-            seed: t.seed,
-            spec: spec.clone(),
-            config: cfg.to_toml(),
-            extra: Default::default(),
-            blobs: vec![],
-        };
-        let optim = s
-            .optim
-            .into_bytes()
-            .map_err(|e| Error::Invalid(format!("encoding optimizer state: {e}")))?;
-        Checkpoint::new(header)
-            .with_blob("model", module_bytes(s.model.clone()))
-            .with_blob("ema", module_bytes(s.ema.clone()))
-            .with_blob("optimizer", optim.to_vec())
-            .save(&ckpt_path)
-    };
-
-    let resumed_from = state.step;
-    let pb = crate::progress::bar(total, opts.quiet, "teacher");
-    pb.set_position(state.step);
-    let started = Instant::now();
-    let (mut window_loss, mut window_n, mut window_t) = (0.0, 0u64, Instant::now());
-    let mut last_loss = f64::NAN;
-    while state.step < total {
-        let step = state.step;
-        let b = draw_batch(
-            &data,
-            t.batch_size,
-            cfg.diffusion.p_uncond,
-            t.seed,
-            step,
-            &ad,
-        );
-        ad.seed(derive_seed(t.seed, Stream::Backend, step));
-        let cond = Cond {
-            class: b.class,
-            extra: None,
-        };
-        let loss = edm_loss(
-            &state.model,
-            b.y,
-            &cond,
-            b.normals,
-            b.noise,
-            &cfg.diffusion.sigma_dist,
-            spec.sigma_data,
-        )
-        .mean();
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        if !loss_value.is_finite() {
-            pb.abandon();
-            return Err(Error::NonFinite {
-                step,
-                loss: loss_value,
-                last_good: ckpt_path.display().to_string(),
-            });
-        }
-        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-        let lr = learning_rate(t, step);
-        state.model = state.optim.step(lr, state.model, grads);
-        state.step += 1;
-        let beta = ema_beta(
-            state.step,
-            t.batch_size,
-            t.ema_halflife_images,
-            t.ema_rampup_ratio,
-        );
-        state.ema = ema_update(state.ema, &state.model.valid(), beta);
-
-        last_loss = loss_value;
-        window_loss += loss_value;
-        window_n += 1;
-        if state.step % t.log_every == 0 || state.step == total {
-            let ips = (window_n as usize * t.batch_size) as f64 / window_t.elapsed().as_secs_f64();
-            let line = MetricsLine {
-                step: state.step,
-                loss: window_loss / window_n as f64,
-                lr,
-                img_per_s: ips,
-            };
-            writeln!(
-                metrics,
-                "{}",
-                serde_json::to_string(&line).expect("plain data")
-            )
-            .map_err(Error::io("append to", &metrics_path))?;
-            pb.set_message(format!("loss {:.4} · {:.0} img/s", line.loss, ips));
-            (window_loss, window_n, window_t) = (0.0, 0, Instant::now());
-        }
-        if state.step % t.checkpoint_every == 0 || state.step == total {
-            save(&state)?;
-        }
-        pb.set_position(state.step);
+    let mut extra = serde_json::Map::new();
+    if let Some(p) = opts.data.as_ref().or(cfg.data.path.as_ref()) {
+        extra.insert("data_path".into(), p.display().to_string().into());
     }
-    pb.finish();
-    if state.step == resumed_from && !ckpt_path.exists() {
-        save(&state)?;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    Ok(TrainSummary {
-        steps: state.step,
-        resumed_from,
-        final_loss: last_loss,
-        images_per_sec: ((state.step - resumed_from) as usize * t.batch_size) as f64
-            / wall.max(1e-9),
-        wall_seconds: wall,
-        checkpoint: ckpt_path,
-    })
+    let run = RunSpec {
+        kind: ModelKind::Teacher,
+        spec: spec.clone(),
+        config: cfg.to_toml(),
+        extra,
+        train: cfg.train.clone(),
+    };
+    let state = init_or_resume(
+        &opts.out,
+        opts.resume,
+        &run,
+        &opts.device,
+        |d| Ok(spec.init(d)),
+        false,
+    )?;
+    let total = opts.steps.unwrap_or(cfg.train.steps);
+    let mut stage = TeacherStep {
+        data: &data,
+        cfg,
+        device: opts.device.clone().autodiff(),
+    };
+    run_loop(&opts.out, &run, state, total, opts.quiet, &mut stage)
 }
