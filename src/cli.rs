@@ -42,6 +42,11 @@ pub enum Command {
         #[command(subcommand)]
         command: TeacherCommand,
     },
+    /// Distil a teacher into few-step students.
+    Student {
+        #[command(subcommand)]
+        command: StudentCommand,
+    },
     /// Sample images from a trained model (PNG per sample + grid.png).
     Sample(SampleArgs),
     /// Evaluate models: feature networks, class accuracy, Fréchet distances.
@@ -181,4 +186,54 @@ pub struct ClassifyArgs {
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Flags shared by every distillation stage.
+#[derive(Args, Debug)]
+pub struct StageArgs {
+    /// Student config (TOML with [guided], [progressive], [consistency]; default: built-in digits defaults).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory, overriding the path recorded by the teacher run.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output run directory.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Continue an interrupted run in --out.
+    #[arg(long)]
+    pub resume: bool,
+    /// Optimizer steps (per round for progressive), overriding the config.
+    #[arg(long)]
+    pub steps: Option<u64>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum StudentCommand {
+    /// Guided distillation: one w-conditioned model replaces CFG's cond + uncond pair.
+    Guided {
+        /// Teacher run directory.
+        #[arg(long)]
+        teacher: PathBuf,
+        #[command(flatten)]
+        stage: StageArgs,
+    },
+    /// Progressive distillation: halving rounds from a guided student (a sub-folder per round).
+    Progressive {
+        /// Guided-student run directory.
+        #[arg(long)]
+        from: PathBuf,
+        /// Final step count (a halving of progressive.start_steps).
+        #[arg(long, default_value_t = 1)]
+        to_steps: usize,
+        #[command(flatten)]
+        stage: StageArgs,
+    },
+    /// Consistency distillation from a teacher (CFG) or a guided student (w as input).
+    Consistency {
+        #[arg(long)]
+        teacher: PathBuf,
+        #[command(flatten)]
+        stage: StageArgs,
+    },
 }

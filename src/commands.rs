@@ -18,12 +18,13 @@ use teacher::edm::sampler::Sampler;
 use teacher::edm::{Cond, Denoiser};
 use teacher::image_io::{grid, write_png};
 use teacher::model::ModelSpec;
-use teacher::sample::{ClassChoice, SampleSpec, sample_teacher};
+use teacher::sample::{ClassChoice, SampleSpec};
 use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
     BenchCommand, BenchUnetArgs, ClassifyArgs, Cli, Command, DatasetArg, DeviceArg, EvalCommand,
-    SampleArgs, SamplerArg, TeacherCommand, TrainArgs, TrainFeaturesArgs,
+    SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs,
+    TrainFeaturesArgs,
 };
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -33,6 +34,7 @@ pub fn run(cli: Cli) -> Result<()> {
             command: TeacherCommand::Train(args),
         } => teacher_train(args, device, cli.quiet),
         Command::Sample(args) => sample(args, device),
+        Command::Student { command } => student_cmd(command, device, cli.quiet),
         Command::Bench {
             command: BenchCommand::Unet(args),
         } => bench_unet(args, device),
@@ -106,16 +108,8 @@ struct SamplesMeta<'a> {
 }
 
 fn sample(args: SampleArgs, device: Device) -> Result<()> {
-    let ck = Checkpoint::load(&args.model)?;
-    if ck.header.kind != ModelKind::Teacher {
-        bail!(
-            "`{}` holds a {:?} model; this build samples teachers only",
-            args.model.display(),
-            ck.header.kind
-        );
-    }
-    let cfg =
-        TeacherConfig::from_toml(&ck.header.config).context("the checkpoint's embedded config")?;
+    let path = student::sample::resolve_model(&args.model, args.steps)?;
+    let ck = Checkpoint::load(&path)?;
     let num_classes = ck.header.spec.num_classes;
     let classes = match args.class.as_str() {
         "all" => ClassChoice::All,
@@ -136,7 +130,6 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
     if args.n == 0 {
         bail!("`--n 0`: ask for at least one image");
     }
-    let model = ck.inference_model(&device)?;
     let spec = SampleSpec {
         n: args.n,
         classes,
@@ -150,7 +143,7 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
         batch_size: args.batch,
     };
     let t = Instant::now();
-    let out = sample_teacher(&model, &cfg.diffusion.grid, &spec, &device);
+    let (out, plan) = student::sample::sample_any(&ck, &spec, &device)?;
     let seconds = t.elapsed().as_secs_f64();
     let shape = ck.header.spec.shape;
     let len = shape.channels * shape.height * shape.width;
@@ -169,7 +162,7 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
     let (g, gshape) = grid(&images, shape, cols, scale);
     write_png(&args.out.join("grid.png"), &g, gshape)?;
     let meta = SamplesMeta {
-        model: args.model.display().to_string(),
+        model: path.display().to_string(),
         kind: ck.header.kind,
         n: args.n,
         steps: args.steps,
@@ -185,12 +178,13 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;
     println!(
-        "wrote {} images and grid.png to {} — NFE per image {} ({} steps, {:?}, w = {}), {:.2} s",
+        "wrote {} images and grid.png to {} — {:?} model, NFE per image {} ({} steps, {}, w = {}), {:.2} s",
         args.n,
         args.out.display(),
+        plan.kind,
         out.nfe,
         args.steps,
-        spec.sampler,
+        plan.sampler,
         args.guidance,
         seconds
     );
@@ -379,6 +373,83 @@ fn classify(args: ClassifyArgs, device: Device) -> Result<()> {
             meta.dataset,
             100.0 * meta.test_accuracy
         );
+    }
+    Ok(())
+}
+
+fn stage_options(
+    stage: &StageArgs,
+    device: Device,
+    quiet: bool,
+) -> (
+    student::guided::StageOptions,
+    Result<student::config::StudentConfig>,
+) {
+    let cfg = match &stage.config {
+        Some(p) => student::config::StudentConfig::from_file(p).map_err(anyhow::Error::from),
+        None => Ok(student::config::StudentConfig::default()),
+    };
+    let opts = student::guided::StageOptions {
+        out: stage.out.clone(),
+        data: stage.data.clone(),
+        resume: stage.resume,
+        steps: stage.steps,
+        quiet,
+        device,
+    };
+    (opts, cfg)
+}
+
+fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<()> {
+    match command {
+        StudentCommand::Guided { teacher, stage } => {
+            let (opts, cfg) = stage_options(&stage, device, quiet);
+            let s = student::guided::run_guided(&teacher, &cfg?, &opts)?;
+            println!(
+                "guided student: step {} (from {}), final loss {:.4}, {:.1} s; {}",
+                s.steps,
+                s.resumed_from,
+                s.final_loss,
+                s.wall_seconds,
+                s.checkpoint.display()
+            );
+        }
+        StudentCommand::Progressive {
+            from,
+            to_steps,
+            stage,
+        } => {
+            let (opts, cfg) = stage_options(&stage, device, quiet);
+            for r in student::progressive::run_progressive(&from, to_steps, &cfg?, &opts)? {
+                if r.skipped {
+                    println!(
+                        "round {:>3} steps: already done ({})",
+                        r.steps,
+                        r.dir.display()
+                    );
+                } else {
+                    println!(
+                        "round {:>3} steps: final loss {:.4}, {:.1} s ({})",
+                        r.steps,
+                        r.final_loss,
+                        r.wall_seconds,
+                        r.dir.display()
+                    );
+                }
+            }
+        }
+        StudentCommand::Consistency { teacher, stage } => {
+            let (opts, cfg) = stage_options(&stage, device, quiet);
+            let s = student::consistency::run_consistency(&teacher, &cfg?, &opts)?;
+            println!(
+                "consistency student: step {} (from {}), final loss {:.5}, {:.1} s; {}",
+                s.steps,
+                s.resumed_from,
+                s.final_loss,
+                s.wall_seconds,
+                s.checkpoint.display()
+            );
+        }
     }
     Ok(())
 }

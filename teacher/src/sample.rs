@@ -36,6 +36,23 @@ pub fn noise_for(first: usize, n: usize, len: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
+/// Unit Gaussian noise z_k (k ≥ 1) for re-noising images `first..first+n` at step k of
+/// multistep sampling; like [`noise_for`], a function of (seed, image, k) only.
+pub fn renoise_for(first: usize, n: usize, len: usize, seed: u64, k: usize) -> Vec<f32> {
+    (first..first + n)
+        .flat_map(|i| {
+            normals(
+                &mut rng(
+                    crate::rng::derive_seed(seed, Stream::Sample, i as u64),
+                    Stream::Eval,
+                    k as u64,
+                ),
+                len,
+            )
+        })
+        .collect()
+}
+
 /// What to sample from a teacher.
 #[derive(Debug, Clone)]
 pub struct SampleSpec {
@@ -74,7 +91,7 @@ pub fn sample_teacher(
         model.unet_shape(),
         model.num_classes,
         device,
-        |noise, cond| {
+        |noise, cond, _| {
             if spec.guidance == 1.0 {
                 sample(model, noise, &sigmas, spec.sampler, cond)
             } else if spec.guidance == 0.0 {
@@ -100,7 +117,7 @@ pub fn run_batches(
     shape: crate::unet::ImageShape,
     num_classes: usize,
     device: &Device,
-    mut f: impl FnMut(Tensor<4>, &Cond) -> crate::edm::sampler::Sampled,
+    mut f: impl FnMut(Tensor<4>, &Cond, std::ops::Range<usize>) -> crate::edm::sampler::Sampled,
 ) -> Samples {
     let len = shape.channels * shape.height * shape.width;
     let mut images = Vec::with_capacity(spec.n * len);
@@ -125,7 +142,7 @@ pub fn run_batches(
             class: Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device),
             extra: None,
         };
-        let out = f(noise, &cond);
+        let out = f(noise, &cond, first..first + b);
         nfe = out.nfe;
         images.extend(
             out.x

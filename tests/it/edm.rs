@@ -12,7 +12,7 @@ use teacher::edm::{Cond, Denoiser};
 use teacher::ema::ema_beta;
 use teacher::rng::{Stream, normals, rng};
 
-use crate::fixtures::{IdealGaussian, device, tiny_config, values};
+use crate::fixtures::{IdealGaussian, device, values};
 
 const SD: f64 = 0.5;
 
@@ -211,22 +211,8 @@ fn nfe_is_counted_honestly() {
 #[test]
 fn cfg_with_w_one_is_the_conditional_output() {
     let d = device();
-    let cfg_t = tiny_config();
-    let spec = teacher::model::ModelSpec {
-        unet: cfg_t.model.clone(),
-        shape: teacher::unet::ImageShape {
-            channels: 1,
-            height: 8,
-            width: 8,
-        },
-        num_classes: 10,
-        sigma_data: SD,
-        precond: Precond::Edm,
-    };
-    d.seed(1);
     // Perturb the zero-initialised output layer so conditional and unconditional outputs differ.
-    let model = spec.init(&d);
-    let model = perturb(model);
+    let model = crate::fixtures::perturbed_model(Precond::Edm);
     let x = Tensor::<4>::from_data(
         TensorData::new(normals(&mut rng(1, Stream::Eval, 0), 3 * 64), [3, 1, 8, 8]),
         &d,
@@ -274,26 +260,4 @@ fn cfg_with_w_one_is_the_conditional_output() {
     let one = Tensor::<1>::from_floats([1.0f32], &d);
     let two = Tensor::<1>::from_floats([2.0f32], &d);
     assert_eq!(cfg(one, two, 3.0).into_scalar::<f32>(), 4.0);
-}
-
-/// Add seeded noise to every parameter so that zero-initialised layers carry signal.
-fn perturb(model: teacher::model::EdmModel) -> teacher::model::EdmModel {
-    use burn::module::{Module, ModuleMapper, Param};
-    struct Jitter(u64);
-    impl ModuleMapper for Jitter {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            self.0 += 1;
-            let k = self.0;
-            p.map(|t| {
-                let shape = t.shape();
-                let n = shape.num_elements();
-                let noise = normals(&mut rng(k, Stream::Eval, 9), n);
-                t.clone()
-                    + Tensor::<1>::from_data(TensorData::new(noise, [n]), &t.device())
-                        .reshape(shape)
-                        .mul_scalar(0.1)
-            })
-        }
-    }
-    model.map(&mut Jitter(0))
 }

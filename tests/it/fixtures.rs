@@ -92,3 +92,39 @@ pub fn param_values<M: burn::module::Module>(m: &M) -> Vec<Vec<f32>> {
     m.visit(&mut c);
     c.0
 }
+
+/// A tiny network (digits shape, 10 classes) with seeded noise added to every parameter, so the
+/// zero-initialised output and extra-slot layers carry signal.
+pub fn perturbed_model(precond: teacher::edm::precond::Precond) -> teacher::model::EdmModel {
+    use burn::module::{Module, ModuleMapper, Param};
+    use teacher::rng::{Stream, normals, rng};
+    struct Jitter(u64);
+    impl ModuleMapper for Jitter {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            self.0 += 1;
+            let k = self.0;
+            p.map(|t| {
+                let shape = t.shape();
+                let n = shape.num_elements();
+                let noise = normals(&mut rng(k, Stream::Eval, 9), n);
+                let noise =
+                    Tensor::<1>::from_data(burn::tensor::TensorData::new(noise, [n]), &t.device());
+                t + noise.reshape(shape).mul_scalar(0.1)
+            })
+        }
+    }
+    let d = device();
+    d.seed(1);
+    let spec = teacher::model::ModelSpec {
+        unet: tiny_config().model,
+        shape: teacher::unet::ImageShape {
+            channels: 1,
+            height: 8,
+            width: 8,
+        },
+        num_classes: 10,
+        sigma_data: 0.5,
+        precond,
+    };
+    spec.init(&d).map(&mut Jitter(0))
+}

@@ -5,4 +5,5 @@ mod cli;
 mod data;
 mod edm;
 mod fixtures;
+mod student;
 mod train;

@@ -10,6 +10,16 @@ pub fn cfg<const D: usize>(d_uncond: Tensor<D>, d_cond: Tensor<D>, w: f64) -> Te
     d_uncond.clone() + (d_cond - d_uncond).mul_scalar(w)
 }
 
+/// D_w = D_u + w·(D_c − D_u) with one w per example (`[n]`), as the w-conditioned students
+/// are trained on a range of w.
+pub fn cfg_per_example<const D: usize>(
+    d_uncond: Tensor<D>,
+    d_cond: Tensor<D>,
+    w: Tensor<1>,
+) -> Tensor<D> {
+    d_uncond.clone() + (d_cond - d_uncond) * super::per_example::<D>(w)
+}
+
 /// Classic two-evaluation CFG around a conditional denoiser with a learned null class.
 /// Conditional and unconditional halves run as one batch of 2n; that is still 2 network
 /// evaluations per image, and `nfe_per_call` says so.
