@@ -158,6 +158,8 @@ pub enum EvalCommand {
     TrainFeatures(TrainFeaturesArgs),
     /// Class accuracy of conditional samples (`NNNNN_cK.png`) under a feature network.
     Classify(ClassifyArgs),
+    /// FID (pytorch-fid semantics) in a feature space, plus class accuracy and precision/recall.
+    Fid(FidArgs),
 }
 
 #[derive(Args, Debug)]
@@ -236,4 +238,27 @@ pub enum StudentCommand {
         #[command(flatten)]
         stage: StageArgs,
     },
+}
+
+#[derive(Args, Debug)]
+pub struct FidArgs {
+    /// Images to score: a folder of PNGs from `fewstep sample`, or a dataset split
+    /// `digits-train|digits-test|mnist-train|mnist-test`, optionally `:N` for the first N.
+    #[arg(long)]
+    pub samples: String,
+    /// Reference images, in the same forms (e.g. `mnist-test`).
+    #[arg(long)]
+    pub reference: String,
+    /// Feature network directory, or `pixels`.
+    #[arg(long)]
+    pub features: PathBuf,
+    /// Data directory for mnist splits.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// k of the k-NN manifolds for precision/recall.
+    #[arg(long, default_value_t = 3)]
+    pub k: usize,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }

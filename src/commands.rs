@@ -23,7 +23,7 @@ use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
     BenchCommand, BenchUnetArgs, ClassifyArgs, Cli, Command, DatasetArg, DeviceArg, EvalCommand,
-    SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs,
+    FidArgs, SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs,
     TrainFeaturesArgs,
 };
 
@@ -44,6 +44,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             command: EvalCommand::Classify(args),
         } => classify(args, device),
+        Command::Eval {
+            command: EvalCommand::Fid(args),
+        } => fid(args, device),
     }
 }
 
@@ -450,6 +453,116 @@ fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<(
                 s.checkpoint.display()
             );
         }
+    }
+    Ok(())
+}
+
+/// Images from a sample folder or a dataset split (`mnist-test`, `digits-train:500`, …), with
+/// the classes they belong to (asked-for classes for samples, labels for data).
+fn image_source(
+    spec: &str,
+    data: Option<&Path>,
+    channels: usize,
+) -> Result<(Vec<f32>, Vec<usize>, teacher::unet::ImageShape)> {
+    use teacher::data::{DataConfig, DataSource, Split};
+    let (name, limit) = match spec.rsplit_once(':') {
+        Some((n, l)) if l.chars().all(|c| c.is_ascii_digit()) => (n, Some(l.parse::<usize>()?)),
+        _ => (spec, None),
+    };
+    let split = |source, split| -> Result<_> {
+        let d = DataConfig {
+            source,
+            ..Default::default()
+        }
+        .load(data, split)?;
+        let d = limit.map(|n| d.take(n)).unwrap_or(d);
+        Ok((
+            d.images.clone(),
+            d.labels.iter().map(|&l| l as usize).collect(),
+            d.shape,
+        ))
+    };
+    match name {
+        "digits-train" => split(DataSource::Digits, Split::Train),
+        "digits-test" => split(DataSource::Digits, Split::Test),
+        "mnist-train" => split(DataSource::Mnist, Split::Train),
+        "mnist-test" => split(DataSource::Mnist, Split::Test),
+        dir => {
+            let path = Path::new(dir);
+            if !path.is_dir() {
+                bail!(
+                    "`{spec}`: not a folder of samples nor one of digits-train, digits-test, mnist-train, mnist-test (optionally `:N`)"
+                );
+            }
+            let mut set = eval::samples::load_samples(path, channels)?;
+            if let Some(n) = limit {
+                let len = set.shape.channels * set.shape.height * set.shape.width;
+                set.images.truncate(n * len);
+                set.classes.truncate(n);
+            }
+            Ok((set.images, set.classes, set.shape))
+        }
+    }
+}
+
+fn fid(args: FidArgs, device: Device) -> Result<()> {
+    let space = eval::fid::FeatureSpace::load(&args.features, &device)?;
+    let channels = space.shape().map(|s| s.channels).unwrap_or(1);
+    let (ref_imgs, _, ref_shape) = image_source(&args.reference, args.data.as_deref(), channels)?;
+    let (imgs, classes, shape) = image_source(&args.samples, args.data.as_deref(), channels)?;
+    if shape != ref_shape || space.shape().is_some_and(|s| s != shape) {
+        bail!(
+            "samples ({}×{}), reference ({}×{}) and features must share one image size",
+            shape.width,
+            shape.height,
+            ref_shape.width,
+            ref_shape.height
+        );
+    }
+    let (ref_stats, ref_feats, dim) =
+        eval::fid::reference_stats(&space, &ref_imgs, ref_shape, &device)?;
+    let (feats, _) = space.features(&imgs, shape, &device);
+    let n = feats.len() / dim;
+    let stats = eval::frechet::FeatureStats::from_features(&feats, n, dim)?;
+    let fid = eval::frechet::frechet_distance(&stats, &ref_stats)?;
+    // Precision/recall on at most 5,000 of each set (O(n²) distances).
+    let cap = |f: &[f32]| f[..f.len().min(5000 * dim)].to_vec();
+    let (precision, recall) =
+        eval::prdc::precision_recall(&cap(&ref_feats), &cap(&feats), dim, args.k);
+    let accuracy = match &space {
+        eval::fid::FeatureSpace::LeNet { model, .. } => {
+            let pred = eval::classifier::predict(model, &imgs, shape, &device);
+            Some(pred.iter().zip(&classes).filter(|(p, c)| p == c).count() as f64 / n as f64)
+        }
+        eval::fid::FeatureSpace::Pixels => None,
+    };
+    let report = serde_json::json!({
+        "fid": fid,
+        "n_samples": n,
+        "n_reference": ref_stats.n,
+        "features": space.name(),
+        "class_accuracy": accuracy,
+        "precision": precision,
+        "recall": recall,
+        "k": args.k,
+        "samples": args.samples,
+        "reference": args.reference,
+    });
+    if args.json {
+        println!("{report}");
+    } else {
+        println!(
+            "FID ({}) = {fid:.4}  [{n} samples vs {} reference]",
+            space.name(),
+            ref_stats.n
+        );
+        if let Some(a) = accuracy {
+            println!("class accuracy {:.2}%", 100.0 * a);
+        }
+        println!(
+            "precision {precision:.4}, recall {recall:.4} (k = {})",
+            args.k
+        );
     }
     Ok(())
 }

@@ -3,5 +3,7 @@
 
 pub mod classifier;
 pub mod error;
+pub mod fid;
 pub mod frechet;
+pub mod prdc;
 pub mod samples;

@@ -1,0 +1,146 @@
+//! FID as the field computes it (pytorch-fid's Fréchet distance over Gaussian fits of features),
+//! in a feature space fewstep trains itself (LeNet) or raw pixels, with reference statistics
+//! cached in a file keyed by the content they were computed from.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Device, Tensor, TensorData};
+use sha2::{Digest, Sha256};
+use teacher::unet::ImageShape;
+
+use crate::classifier::{FeatureMeta, LeNet, WEIGHTS_FILE, load_classifier};
+use crate::error::{EvalError, Result};
+use crate::frechet::FeatureStats;
+
+/// Where features come from.
+pub enum FeatureSpace {
+    /// Penultimate activations of fewstep's own LeNet classifier.
+    LeNet {
+        model: LeNet,
+        meta: FeatureMeta,
+        dir: PathBuf,
+    },
+    /// The raw pixel vector (a baseline anyone can recompute).
+    Pixels,
+}
+
+impl FeatureSpace {
+    /// `pixels`, or a feature directory written by `fewstep eval train-features`.
+    pub fn load(arg: &Path, device: &Device) -> Result<Self> {
+        if arg.as_os_str() == "pixels" {
+            return Ok(FeatureSpace::Pixels);
+        }
+        let (model, meta) = load_classifier(arg, device)?;
+        Ok(FeatureSpace::LeNet {
+            model,
+            meta,
+            dir: arg.to_path_buf(),
+        })
+    }
+
+    /// The honest name for reports: "FID (LeNet features, mnist)" and the like.
+    pub fn name(&self) -> String {
+        match self {
+            FeatureSpace::LeNet { meta, .. } => format!(
+                "LeNet features ({}, {}-d)",
+                meta.dataset, meta.config.feature_dim
+            ),
+            FeatureSpace::Pixels => "pixels".into(),
+        }
+    }
+
+    /// A digest that changes whenever the features would.
+    pub fn identity(&self) -> Result<String> {
+        Ok(match self {
+            FeatureSpace::Pixels => "pixels".into(),
+            FeatureSpace::LeNet { dir, .. } => {
+                let w = std::fs::read(dir.join(WEIGHTS_FILE))
+                    .map_err(|e| EvalError::io("read", &dir.join(WEIGHTS_FILE), e))?;
+                hex(&Sha256::digest(&w))[..16].to_string()
+            }
+        })
+    }
+
+    /// Where reference statistics are cached.
+    pub fn cache_dir(&self) -> PathBuf {
+        match self {
+            FeatureSpace::LeNet { dir, .. } => dir.join("ref-stats"),
+            FeatureSpace::Pixels => PathBuf::from(".fewstep-cache/ref-stats"),
+        }
+    }
+
+    /// Features of `images` (`[n·C·H·W]` in [−1, 1]) as n rows of `dim` values.
+    pub fn features(
+        &self,
+        images: &[f32],
+        shape: ImageShape,
+        device: &Device,
+    ) -> (Vec<f32>, usize) {
+        let len = shape.channels * shape.height * shape.width;
+        match self {
+            FeatureSpace::Pixels => (images.to_vec(), len),
+            FeatureSpace::LeNet { model, meta, .. } => {
+                let dim = meta.config.feature_dim;
+                let mut out = Vec::with_capacity(images.len() / len * dim);
+                for chunk in images.chunks(len * 500) {
+                    let n = chunk.len() / len;
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(
+                            chunk.to_vec(),
+                            [n, shape.channels, shape.height, shape.width],
+                        ),
+                        device,
+                    );
+                    out.extend(
+                        model
+                            .features(x)
+                            .into_data()
+                            .convert::<f32>()
+                            .try_into_vec::<f32>()
+                            .expect("f32 features"),
+                    );
+                }
+                (out, dim)
+            }
+        }
+    }
+
+    /// The image shape this space expects (`None` for pixels: any).
+    pub fn shape(&self) -> Option<ImageShape> {
+        match self {
+            FeatureSpace::LeNet { meta, .. } => Some(meta.shape),
+            FeatureSpace::Pixels => None,
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Reference statistics for `images`, from the cache when the same features of the same images
+/// were computed before (key: sha256 of the feature identity and the image bytes).
+pub fn reference_stats(
+    space: &FeatureSpace,
+    images: &[f32],
+    shape: ImageShape,
+    device: &Device,
+) -> Result<(FeatureStats, Vec<f32>, usize)> {
+    let mut h = Sha256::new();
+    h.update(space.identity()?.as_bytes());
+    h.update(format!("{}x{}x{}", shape.channels, shape.height, shape.width).as_bytes());
+    for v in images {
+        h.update(v.to_le_bytes());
+    }
+    let key = hex(&h.finalize())[..24].to_string();
+    let path = space.cache_dir().join(format!("{key}.json"));
+    let (feats, dim) = space.features(images, shape, device);
+    if let Ok(stats) = FeatureStats::load(&path) {
+        return Ok((stats, feats, dim));
+    }
+    let stats = FeatureStats::from_features(&feats, feats.len() / dim, dim)?;
+    std::fs::create_dir_all(space.cache_dir())
+        .map_err(|e| EvalError::io("create", &space.cache_dir(), e))?;
+    stats.save(&path)?;
+    Ok((stats, feats, dim))
+}
