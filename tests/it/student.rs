@@ -396,3 +396,14 @@ fn tiny_real_distillation_chain_on_the_embedded_digits() {
     ]));
     assert!(e.contains("--to-steps 3") && e.contains("4, 2, 1"), "{e}");
 }
+
+#[test]
+fn shipped_student_config_is_the_default() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/digits-students.toml");
+    let cfg = student::config::StudentConfig::from_file(&p).unwrap();
+    assert_eq!(cfg, student::config::StudentConfig::default());
+    let bad = temp_dir("bad-student-config").join("s.toml");
+    std::fs::write(&bad, "[progressive]\nstart_steps = 12\n").unwrap();
+    let e = student::config::StudentConfig::from_file(&bad).unwrap_err().to_string();
+    assert!(e.contains("progressive.start_steps") && e.contains("power of two"), "{e}");
+}
