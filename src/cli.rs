@@ -160,6 +160,10 @@ pub enum EvalCommand {
     Classify(ClassifyArgs),
     /// FID (pytorch-fid semantics) in a feature space, plus class accuracy and precision/recall.
     Fid(FidArgs),
+    /// Sample every model at its step counts, score them, and write a comparison report.
+    Report(ReportArgs),
+    /// Sampling latency of one model: median and spread over repeated runs after warm-up.
+    Latency(LatencyArgs),
 }
 
 #[derive(Args, Debug)]
@@ -259,6 +263,72 @@ pub struct FidArgs {
     #[arg(long, default_value_t = 3)]
     pub k: usize,
     /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ReportArgs {
+    /// Run folders (teacher, guided, progressive, consistency) to compare.
+    #[arg(long, num_args = 1.., required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Feature network directory, or `pixels`.
+    #[arg(long)]
+    pub features: PathBuf,
+    /// Reference images (`mnist-test`, `digits-test`, a PNG folder).
+    #[arg(long)]
+    pub reference: String,
+    /// Held-out real images scored like samples, for the real-vs-real floor (e.g. `mnist-train:10000`).
+    #[arg(long)]
+    pub real: Option<String>,
+    /// Output folder (report.md, report.html, results.json, PNGs).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Data directory for mnist splits.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Samples per model and step count.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Guidance weight of every sample set.
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    #[arg(long, default_value_t = 250)]
+    pub batch: usize,
+    /// Step counts of teachers (guided Euler, 2 NFE per step).
+    #[arg(long, value_delimiter = ',', default_value = "4,10,25,50")]
+    pub teacher_steps: Vec<usize>,
+    /// Step counts of students (progressive rounds that exist, consistency, guided).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,4")]
+    pub student_steps: Vec<usize>,
+    /// Guidance weights of the FID-vs-w sweep (empty: no sweep).
+    #[arg(long, value_delimiter = ',', default_value = "0,1,2,3,4")]
+    pub sweep_guidance: Vec<f64>,
+    /// Teacher step count used for the guidance sweep.
+    #[arg(long, default_value_t = 25)]
+    pub sweep_steps: usize,
+    /// Report title.
+    #[arg(long, default_value = "fewstep comparison report")]
+    pub title: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LatencyArgs {
+    /// Run folder (a progressive run folder picks the round with --steps).
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long, default_value_t = 4)]
+    pub steps: usize,
+    /// Images per call.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
+    /// Timed repetitions (after one warm-up run).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
     #[arg(long)]
     pub json: bool,
 }

@@ -23,8 +23,8 @@ use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
     BenchCommand, BenchUnetArgs, ClassifyArgs, Cli, Command, DatasetArg, DeviceArg, EvalCommand,
-    FidArgs, SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs,
-    TrainFeaturesArgs,
+    FidArgs, LatencyArgs, SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand,
+    TrainArgs, TrainFeaturesArgs,
 };
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -47,6 +47,12 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             command: EvalCommand::Fid(args),
         } => fid(args, device),
+        Command::Eval {
+            command: EvalCommand::Report(args),
+        } => crate::report::report(args, device, cli.quiet),
+        Command::Eval {
+            command: EvalCommand::Latency(args),
+        } => latency(args, device),
     }
 }
 
@@ -459,7 +465,7 @@ fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<(
 
 /// Images from a sample folder or a dataset split (`mnist-test`, `digits-train:500`, …), with
 /// the classes they belong to (asked-for classes for samples, labels for data).
-fn image_source(
+pub fn image_source(
     spec: &str,
     data: Option<&Path>,
     channels: usize,
@@ -562,6 +568,52 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
         println!(
             "precision {precision:.4}, recall {recall:.4} (k = {})",
             args.k
+        );
+    }
+    Ok(())
+}
+
+fn latency(args: LatencyArgs, device: Device) -> Result<()> {
+    let path = student::sample::resolve_model(&args.model, args.steps)?;
+    let ck = Checkpoint::load(&path)?;
+    let spec = SampleSpec {
+        n: args.batch,
+        classes: ClassChoice::All,
+        steps: args.steps,
+        sampler: Sampler::Euler,
+        guidance: args.guidance,
+        seed: 0,
+        batch_size: args.batch,
+    };
+    let mut times = Vec::new();
+    let mut nfe = 0;
+    for rep in 0..=args.reps.max(1) {
+        let t = Instant::now();
+        let (out, _) = student::sample::sample_any(&ck, &spec, &device)?;
+        nfe = out.nfe;
+        if rep > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    let (lo, med, hi) = (times[0], times[times.len() / 2], times[times.len() - 1]);
+    let ips = args.batch as f64 / med;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::json!({"model": path.display().to_string(), "kind": ck.header.kind, "steps": args.steps, "nfe": nfe, "batch": args.batch, "median_s": med, "min_s": lo, "max_s": hi, "images_per_s": ips, "reps": times.len()})
+        );
+    } else {
+        println!(
+            "{:?} {} steps (NFE {nfe}), batch {}: median {:.1} ms (min {:.1}, max {:.1} over {} runs) → {:.1} img/s",
+            ck.header.kind,
+            args.steps,
+            args.batch,
+            med * 1e3,
+            lo * 1e3,
+            hi * 1e3,
+            times.len(),
+            ips
         );
     }
     Ok(())

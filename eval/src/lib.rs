@@ -5,5 +5,8 @@ pub mod classifier;
 pub mod error;
 pub mod fid;
 pub mod frechet;
+pub mod metrics;
+pub mod plots;
 pub mod prdc;
+pub mod report;
 pub mod samples;

@@ -404,6 +404,11 @@ fn shipped_student_config_is_the_default() {
     assert_eq!(cfg, student::config::StudentConfig::default());
     let bad = temp_dir("bad-student-config").join("s.toml");
     std::fs::write(&bad, "[progressive]\nstart_steps = 12\n").unwrap();
-    let e = student::config::StudentConfig::from_file(&bad).unwrap_err().to_string();
-    assert!(e.contains("progressive.start_steps") && e.contains("power of two"), "{e}");
+    let e = student::config::StudentConfig::from_file(&bad)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("progressive.start_steps") && e.contains("power of two"),
+        "{e}"
+    );
 }

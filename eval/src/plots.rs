@@ -1,0 +1,135 @@
+//! PNG plots with plotters: metric-vs-NFE and metric-vs-guidance line charts. Text is drawn with
+//! an embedded DejaVu Sans, so plots render the same on machines without system fonts.
+
+use std::path::Path;
+use std::sync::Once;
+
+use plotters::prelude::*;
+
+use crate::error::{EvalError, Result};
+
+const FONT: &[u8] = include_bytes!("../assets/DejaVuSans.ttf");
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
+
+fn register_font() {
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        let _ = plotters::style::register_font("sans-serif", FontStyle::Normal, FONT);
+    });
+}
+
+/// One labelled line of (x, y) points.
+pub struct Series {
+    pub label: String,
+    pub points: Vec<(f64, f64)>,
+}
+
+/// Axis description of a line chart.
+pub struct Chart<'a> {
+    pub title: &'a str,
+    pub x_label: &'a str,
+    pub y_label: &'a str,
+    /// Logarithmic x axis (NFE spans 1 to 100).
+    pub log_x: bool,
+}
+
+fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
+    EvalError::Samples {
+        path: path.to_path_buf(),
+        message: format!("plotting failed: {e}"),
+    }
+}
+
+/// Draw `series` as lines with markers into a PNG at `path` (written atomically).
+pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
+    register_font();
+    let (w, h) = (800u32, 500u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    let pts: Vec<(f64, f64)> = series
+        .iter()
+        .flat_map(|s| s.points.iter().copied())
+        .filter(|p| p.1.is_finite())
+        .collect();
+    if pts.is_empty() {
+        return Err(plot_err(path, "no finite points"));
+    }
+    let (mut x0, mut x1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.0), b.max(p.0)));
+    let (y0, y1) = pts
+        .iter()
+        .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
+    let pad = ((y1 - y0) * 0.08).max(1e-9);
+    let (y0, y1) = ((y0 - pad).min(0.0f64.max(y0 - pad)), y1 + pad);
+    if x0 == x1 {
+        x0 *= 0.5;
+        x1 *= 2.0;
+    }
+    {
+        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
+        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+        let mut builder = ChartBuilder::on(&root);
+        builder
+            .caption(chart.title, ("sans-serif", 22))
+            .margin(15)
+            .x_label_area_size(45)
+            .y_label_area_size(70);
+        macro_rules! draw {
+            ($ctx:expr) => {{
+                let mut ctx = $ctx.map_err(|e| plot_err(path, e))?;
+                ctx.configure_mesh()
+                    .x_desc(chart.x_label)
+                    .y_desc(chart.y_label)
+                    .label_style(("sans-serif", 14))
+                    .draw()
+                    .map_err(|e| plot_err(path, e))?;
+                for (i, s) in series.iter().enumerate() {
+                    let c = COLORS[i % COLORS.len()];
+                    let points: Vec<(f64, f64)> = s
+                        .points
+                        .iter()
+                        .copied()
+                        .filter(|p| p.1.is_finite())
+                        .collect();
+                    ctx.draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+                        .map_err(|e| plot_err(path, e))?
+                        .label(s.label.clone())
+                        .legend(move |(x, y)| {
+                            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
+                        });
+                    ctx.draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+                        .map_err(|e| plot_err(path, e))?;
+                }
+                ctx.configure_series_labels()
+                    .label_font(("sans-serif", 14))
+                    .background_style(WHITE.mix(0.85))
+                    .border_style(BLACK)
+                    .position(SeriesLabelPosition::UpperRight)
+                    .draw()
+                    .map_err(|e| plot_err(path, e))?;
+            }};
+        }
+        if chart.log_x {
+            draw!(builder.build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), y0..y1));
+        } else {
+            let xp = (x1 - x0) * 0.05;
+            draw!(builder.build_cartesian_2d(x0 - xp..x1 + xp, y0..y1));
+        }
+        root.present().map_err(|e| plot_err(path, e))?;
+    }
+    let img = image::RgbImage::from_raw(w, h, buf).expect("buffer sized w·h·3");
+    let mut png = std::io::Cursor::new(Vec::new());
+    img.write_to(&mut png, image::ImageFormat::Png)
+        .expect("in-memory PNG encoding");
+    teacher::checkpoint::write_atomic(path, png.get_ref())?;
+    Ok(())
+}
