@@ -412,3 +412,11 @@ fn shipped_student_config_is_the_default() {
         "{e}"
     );
 }
+
+#[test]
+fn mnist_student_config_parses() {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mnist-students.toml");
+    let cfg = student::config::StudentConfig::from_file(&p).unwrap();
+    assert_eq!(cfg.progressive.start_steps, 32);
+    assert_eq!(cfg.guided.train.steps, 3000);
+}
