@@ -143,29 +143,26 @@ pub fn images_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Tensor<4
     )
 }
 
+/// Images (`[n·C·H·W]` values) as tensors of at most `batch` images each.
+pub fn batches<'a>(images: &'a [f32], shape: ImageShape, batch: usize, device: &'a Device) -> impl Iterator<Item = Tensor<4>> + 'a {
+    let len = shape.channels * shape.height * shape.width;
+    images.chunks(len * batch).map(move |chunk| {
+        let dims = [chunk.len() / len, shape.channels, shape.height, shape.width];
+        Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), dims), device)
+    })
+}
+
+/// Images per forward pass when classifying or extracting features.
+pub const EVAL_BATCH: usize = 500;
+
 /// Predicted class of each image (`[n·C·H·W]` values), in batches.
 pub fn predict(model: &LeNet, images: &[f32], shape: ImageShape, device: &Device) -> Vec<usize> {
-    let len = shape.channels * shape.height * shape.width;
-    let mut out = Vec::with_capacity(images.len() / len);
-    for chunk in images.chunks(len * 500) {
-        let n = chunk.len() / len;
-        let x = Tensor::<4>::from_data(
-            TensorData::new(
-                chunk.to_vec(),
-                [n, shape.channels, shape.height, shape.width],
-            ),
-            device,
-        );
-        let pred = model
-            .logits(x)
-            .argmax(1)
-            .into_data()
-            .convert::<i64>()
-            .try_into_vec::<i64>()
-            .expect("int argmax");
-        out.extend(pred.into_iter().map(|p| p as usize));
-    }
-    out
+    batches(images, shape, EVAL_BATCH, device)
+        .flat_map(|x| {
+            let pred = model.logits(x).argmax(1).into_data().convert::<i64>();
+            pred.try_into_vec::<i64>().expect("int argmax").into_iter().map(|p| p as usize)
+        })
+        .collect()
 }
 
 /// Train on `train`, measure accuracy on `test`, save weights and meta into `out`.

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::Device;
 use sha2::{Digest, Sha256};
 use teacher::unet::ImageShape;
 
@@ -80,27 +80,10 @@ impl FeatureSpace {
         match self {
             FeatureSpace::Pixels => (images.to_vec(), len),
             FeatureSpace::LeNet { model, meta, .. } => {
-                let dim = meta.config.feature_dim;
-                let mut out = Vec::with_capacity(images.len() / len * dim);
-                for chunk in images.chunks(len * 500) {
-                    let n = chunk.len() / len;
-                    let x = Tensor::<4>::from_data(
-                        TensorData::new(
-                            chunk.to_vec(),
-                            [n, shape.channels, shape.height, shape.width],
-                        ),
-                        device,
-                    );
-                    out.extend(
-                        model
-                            .features(x)
-                            .into_data()
-                            .convert::<f32>()
-                            .try_into_vec::<f32>()
-                            .expect("f32 features"),
-                    );
-                }
-                (out, dim)
+                let out = crate::classifier::batches(images, shape, crate::classifier::EVAL_BATCH, device)
+                    .flat_map(|x| model.features(x).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 features"))
+                    .collect();
+                (out, meta.config.feature_dim)
             }
         }
     }

@@ -2,7 +2,7 @@
 //! one): a w-conditioned student learns the teacher's guided output D_w = D_u + w·(D_c − D_u), so
 //! one evaluation per step replaces the cond + uncond pair.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use teacher::checkpoint::ModelKind;
@@ -37,17 +37,9 @@ pub fn guided_loss(
     mean_per_example((d - target).square()) * weight
 }
 
-/// Options of a distillation command, resolved from the command line.
-#[derive(Debug, Clone)]
-pub struct StageOptions {
-    pub out: PathBuf,
-    pub data: Option<PathBuf>,
-    pub resume: bool,
-    /// Overrides `train.steps` (per round for progressive distillation).
-    pub steps: Option<u64>,
-    pub quiet: bool,
-    pub device: Device,
-}
+/// Options of a distillation command: the teacher's [`TrainOptions`] (`steps` is per round for
+/// progressive distillation).
+pub use teacher::train::TrainOptions as StageOptions;
 
 struct GuidedStep<'a> {
     teacher: &'a GuidedTeacher,
