@@ -65,7 +65,12 @@ impl FeatureSpace {
     pub fn cache_dir(&self) -> PathBuf {
         match self {
             FeatureSpace::LeNet { dir, .. } => dir.join("ref-stats"),
-            FeatureSpace::Pixels => PathBuf::from(".fewstep-cache/ref-stats"),
+            // The user's cache directory ($XDG_CACHE_HOME or ~/.cache), else the temp dir.
+            FeatureSpace::Pixels => std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+                .unwrap_or_else(std::env::temp_dir)
+                .join("fewstep/ref-stats"),
         }
     }
 
