@@ -144,7 +144,12 @@ pub fn images_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Tensor<4
 }
 
 /// Images (`[n·C·H·W]` values) as tensors of at most `batch` images each.
-pub fn batches<'a>(images: &'a [f32], shape: ImageShape, batch: usize, device: &'a Device) -> impl Iterator<Item = Tensor<4>> + 'a {
+pub fn batches<'a>(
+    images: &'a [f32],
+    shape: ImageShape,
+    batch: usize,
+    device: &'a Device,
+) -> impl Iterator<Item = Tensor<4>> + 'a {
     let len = shape.channels * shape.height * shape.width;
     images.chunks(len * batch).map(move |chunk| {
         let dims = [chunk.len() / len, shape.channels, shape.height, shape.width];
@@ -160,7 +165,10 @@ pub fn predict(model: &LeNet, images: &[f32], shape: ImageShape, device: &Device
     batches(images, shape, EVAL_BATCH, device)
         .flat_map(|x| {
             let pred = model.logits(x).argmax(1).into_data().convert::<i64>();
-            pred.try_into_vec::<i64>().expect("int argmax").into_iter().map(|p| p as usize)
+            pred.try_into_vec::<i64>()
+                .expect("int argmax")
+                .into_iter()
+                .map(|p| p as usize)
         })
         .collect()
 }

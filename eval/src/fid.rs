@@ -85,9 +85,21 @@ impl FeatureSpace {
         match self {
             FeatureSpace::Pixels => (images.to_vec(), len),
             FeatureSpace::LeNet { model, meta, .. } => {
-                let out = crate::classifier::batches(images, shape, crate::classifier::EVAL_BATCH, device)
-                    .flat_map(|x| model.features(x).into_data().convert::<f32>().try_into_vec::<f32>().expect("f32 features"))
-                    .collect();
+                let out = crate::classifier::batches(
+                    images,
+                    shape,
+                    crate::classifier::EVAL_BATCH,
+                    device,
+                )
+                .flat_map(|x| {
+                    model
+                        .features(x)
+                        .into_data()
+                        .convert::<f32>()
+                        .try_into_vec::<f32>()
+                        .expect("f32 features")
+                })
+                .collect();
                 (out, meta.config.feature_dim)
             }
         }

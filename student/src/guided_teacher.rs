@@ -4,7 +4,7 @@
 use burn::tensor::{Int, Tensor};
 use teacher::checkpoint::{Checkpoint, ModelKind};
 use teacher::edm::Cond;
-use teacher::edm::guidance::cfg_per_example;
+use teacher::edm::guidance::{cfg_per_example, cond_and_uncond};
 use teacher::model::EdmModel;
 
 /// Anything that gives the guided denoiser D_w(x; σ, c) with one w per example — a trained
@@ -68,15 +68,9 @@ impl DenoiseW for GuidedTeacher {
         match self {
             GuidedTeacher::WInput(m) => m.forward(x, sigma, class, Some(w)),
             GuidedTeacher::Cfg(m) => {
-                let [n, ..] = x.dims();
-                let null = Tensor::<1, Int>::full([n], m.null_class() as i64, &class.device());
-                let out = m.forward(
-                    Tensor::cat(vec![x.clone(), x], 0),
-                    Tensor::cat(vec![sigma.clone(), sigma], 0),
-                    Tensor::cat(vec![class, null], 0),
-                    None,
-                );
-                cfg_per_example(out.clone().narrow(0, n, n), out.narrow(0, 0, n), w)
+                let cond = Cond { class, extra: None };
+                let (d_cond, d_uncond) = cond_and_uncond(m, x, sigma, &cond, m.null_class());
+                cfg_per_example(d_uncond, d_cond, w)
             }
         }
     }

@@ -31,24 +31,37 @@ pub struct Guided<'a, M: Denoiser> {
     pub null_class: usize,
 }
 
+/// (D_c, D_u) of one batch: conditional and unconditional halves run as one batch of 2n.
+///
+/// # Shapes
+/// - x: `[n, c, h, w]`, sigma: `[n]`, cond: `[n]` → two `[n, c, h, w]`
+pub fn cond_and_uncond(
+    model: &impl Denoiser,
+    x: Tensor<4>,
+    sigma: Tensor<1>,
+    cond: &Cond,
+    null_class: usize,
+) -> (Tensor<4>, Tensor<4>) {
+    let [n, ..] = x.dims();
+    let null = Tensor::<1, Int>::full([n], null_class as i64, &cond.class.device());
+    let both = Cond {
+        class: Tensor::cat(vec![cond.class.clone(), null], 0),
+        extra: cond
+            .extra
+            .clone()
+            .map(|e| Tensor::cat(vec![e.clone(), e], 0)),
+    };
+    let out = model.denoise(
+        Tensor::cat(vec![x.clone(), x], 0),
+        Tensor::cat(vec![sigma.clone(), sigma], 0),
+        &both,
+    );
+    (out.clone().narrow(0, 0, n), out.narrow(0, n, n))
+}
+
 impl<M: Denoiser> Denoiser for Guided<'_, M> {
     fn denoise(&self, x: Tensor<4>, sigma: Tensor<1>, cond: &Cond) -> Tensor<4> {
-        let [n, ..] = x.dims();
-        let null = Tensor::<1, Int>::full([n], self.null_class as i64, &cond.class.device());
-        let both = Cond {
-            class: Tensor::cat(vec![cond.class.clone(), null], 0),
-            extra: cond
-                .extra
-                .clone()
-                .map(|e| Tensor::cat(vec![e.clone(), e], 0)),
-        };
-        let out = self.model.denoise(
-            Tensor::cat(vec![x.clone(), x], 0),
-            Tensor::cat(vec![sigma.clone(), sigma], 0),
-            &both,
-        );
-        let d_cond = out.clone().narrow(0, 0, n);
-        let d_uncond = out.narrow(0, n, n);
+        let (d_cond, d_uncond) = cond_and_uncond(self.model, x, sigma, cond, self.null_class);
         cfg(d_uncond, d_cond, self.w)
     }
 
