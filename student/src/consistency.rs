@@ -21,7 +21,7 @@ use teacher::train::{RunSpec, StepLoss, TrainSummary, init_or_resume, run_loop};
 use crate::config::{ConsistencyConfig, Metric, StudentConfig};
 use crate::guided::StageOptions;
 use crate::guided_teacher::{DenoiseW, GuidedTeacher};
-use crate::source::{Source, draw, onto};
+use crate::source::{Source, draw, onto, onto_int};
 
 /// One Heun step per example of the guided probability-flow ODE from σ_a to σ_b > 0
 /// (EDM Algorithm 2, lines 4–7): 2 evaluations of D_w.
@@ -116,7 +116,7 @@ impl StepLoss for CdStep<'_> {
         // Target f_θ⁻(x̂_n, σ_n) without gradients.
         let f_target = target.forward(x_lo, s_lo, b.class.clone(), Some(b.w.clone()));
         let ad = self.device.clone().autodiff();
-        let class = Tensor::<1, Int>::from_data(b.class.into_data(), &ad);
+        let class = onto_int(b.class, &ad);
         let f = model.forward(
             onto(x_hi, &ad),
             onto(s_hi, &ad),

@@ -16,7 +16,7 @@ use teacher::train::{RunSpec, StepLoss, TrainSummary, init_or_resume, run_loop};
 
 use crate::config::{GuidedConfig, StudentConfig};
 use crate::guided_teacher::{DenoiseW, GuidedTeacher};
-use crate::source::{Source, draw, onto};
+use crate::source::{Source, draw, onto, onto_int};
 
 /// Per-example guided-distillation loss λ(σ)·mean((D_θ(x; σ, c, w) − target)²), where `target`
 /// is the teacher's D_w(x; σ, c) computed without gradients (Meng et al. 2023, Eq. 6, with
@@ -76,7 +76,7 @@ impl StepLoss for GuidedStep<'_> {
             .teacher
             .denoise_w(x.clone(), sigma.clone(), b.class.clone(), b.w.clone());
         let ad = self.device.clone().autodiff();
-        let class = Tensor::<1, Int>::from_data(b.class.into_data(), &ad);
+        let class = onto_int(b.class, &ad);
         Ok(guided_loss(
             model,
             onto(x, &ad),

@@ -17,7 +17,7 @@ use teacher::train::{RunSpec, StepLoss, init_or_resume, run_loop};
 use crate::config::{StudentConfig, WRange};
 use crate::guided::StageOptions;
 use crate::guided_teacher::{DenoiseW, GuidedTeacher};
-use crate::source::{Source, draw, onto};
+use crate::source::{Source, draw, onto, onto_int};
 
 /// One Euler step per example: x + (σ_to − σ_from)·(x − D_w(x; σ_from))/σ_from  (EDM Alg. 1).
 ///
@@ -115,7 +115,7 @@ impl StepLoss for RoundStep<'_> {
         let target = progressive_target(x.clone(), x2, s0.clone(), s2);
         let ad = self.device.clone().autodiff();
         let weight = loss_weight_t(onto(s0.clone(), &ad), model.sigma_data);
-        let class = Tensor::<1, Int>::from_data(b.class.into_data(), &ad);
+        let class = onto_int(b.class, &ad);
         let d = model.forward(onto(x, &ad), onto(s0, &ad), class, Some(onto(b.w, &ad)));
         Ok(mean_per_example((d - onto(target, &ad)).square()) * weight)
     }

@@ -132,6 +132,11 @@ pub fn draw(
     }
 }
 
+/// Class labels onto `device` (the student's autodiff device).
+pub fn onto_int(t: Tensor<1, Int>, device: &Device) -> Tensor<1, Int> {
+    Tensor::from_data(t.into_data(), device)
+}
+
 /// Copy a tensor computed without autodiff onto `device` (the student's autodiff device), as
 /// a constant target.
 pub fn onto<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
