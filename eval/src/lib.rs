@@ -6,6 +6,7 @@ pub mod error;
 pub mod fid;
 pub mod frechet;
 pub mod metrics;
+pub mod onnx_features;
 pub mod plots;
 pub mod prdc;
 pub mod report;

@@ -58,7 +58,7 @@ pub fn score(
     k: usize,
     device: &Device,
 ) -> Result<Metrics> {
-    let (feats, dim) = space.features(images, shape, device);
+    let (feats, dim) = space.features(images, shape, device)?;
     let n = feats.len() / dim;
     let stats = FeatureStats::from_features(&feats, n, dim)?;
     let fid = frechet_distance(&stats, &reference.stats)?;
@@ -69,7 +69,7 @@ pub fn score(
             let pred = crate::classifier::predict(model, images, shape, device);
             Some(pred.iter().zip(classes).filter(|(p, c)| p == c).count() as f64 / n.max(1) as f64)
         }
-        FeatureSpace::Pixels => None,
+        FeatureSpace::Pixels | FeatureSpace::Onnx(_) => None,
     };
     Ok(Metrics {
         fid,

@@ -2,17 +2,9 @@
 //! errors users see for bad configs and arguments.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-use crate::fixtures::temp_dir;
-
-fn fewstep(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_fewstep"))
-        .args(args)
-        .env("NO_COLOR", "1")
-        .output()
-        .expect("binary runs")
-}
+use crate::fixtures::{fewstep, temp_dir};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -51,6 +51,31 @@ pub fn tiny_config() -> TeacherConfig {
     .expect("the tiny config is valid")
 }
 
+/// Run the `fewstep` binary (NO_COLOR set).
+pub fn fewstep(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_fewstep"))
+        .args(args)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("binary runs")
+}
+
+/// Stdout of a run that must succeed (its stderr in the panic otherwise).
+pub fn ok(o: std::process::Output) -> String {
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// Stderr of a run that must fail.
+pub fn err(o: std::process::Output) -> String {
+    assert!(
+        !o.status.success(),
+        "expected a failure: {}",
+        String::from_utf8_lossy(&o.stdout)
+    );
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
 /// A fresh empty directory under the system temp dir.
 pub fn temp_dir(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("fewstep-test-{}-{name}", std::process::id()));

@@ -4,6 +4,7 @@ mod checkpoint;
 mod cli;
 mod data;
 mod edm;
+mod eval;
 mod fixtures;
 mod student;
 mod train;

@@ -2,7 +2,6 @@
 //! guided target, curricula — and tiny real distillation runs through the binary.
 
 use std::path::Path;
-use std::process::Command;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use student::config::Metric;
@@ -15,7 +14,7 @@ use teacher::edm::precond::Precond;
 use teacher::edm::sigma_grid::SigmaGrid;
 use teacher::rng::{Stream, normals, rng};
 
-use crate::fixtures::{device, perturbed_model, temp_dir, values};
+use crate::fixtures::{device, err, fewstep, ok, perturbed_model, temp_dir, values};
 
 /// The Gaussian-data denoiser with a w-dependent pull, D_w(x; σ) = x·σ_d²/(σ² + σ_d²)·(1 + w/10):
 /// closed form, so the targets below need no training. (Any D_w works for the algebra tested.)
@@ -208,27 +207,6 @@ fn pseudo_huber_distance_hand_values() {
     );
 }
 
-fn fewstep(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_fewstep"))
-        .args(args)
-        .output()
-        .expect("binary runs")
-}
-
-fn ok(o: std::process::Output) -> String {
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: std::process::Output) -> String {
-    assert!(
-        !o.status.success(),
-        "expected a failure: {}",
-        String::from_utf8_lossy(&o.stdout)
-    );
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 const TINY_TEACHER: &str = "[model]\nmodel_channels = 8\nchannel_mult = [1, 2]\nnum_blocks = 1\nnorm_groups = 4\n[train]\nsteps = 3\nbatch_size = 8\n";
 const TINY_STUDENTS: &str = r#"
 [guided.train]
@@ -246,32 +224,39 @@ steps = 3
 batch_size = 8
 "#;
 
-#[test]
-fn tiny_real_distillation_chain_on_the_embedded_digits() {
-    let dir = temp_dir("students");
+/// Train the tiny teacher (`DIR/teacher`) and its guided student (`DIR/guided`) through the
+/// binary, leaving the configs at `DIR/t.toml` and `DIR/s.toml`.
+pub fn tiny_teacher_and_guided(dir: &Path) {
     let p = |n: &str| dir.join(n).display().to_string();
     std::fs::write(p("t.toml"), TINY_TEACHER).unwrap();
     std::fs::write(p("s.toml"), TINY_STUDENTS).unwrap();
-    ok(fewstep(&[
-        "--quiet",
+    let t = [
         "teacher",
         "train",
         "--config",
         &p("t.toml"),
         "--out",
         &p("teacher"),
-    ]));
-    ok(fewstep(&[
-        "--quiet",
+    ];
+    ok(fewstep(&[&["--quiet"], &t[..]].concat()));
+    let g = [
         "student",
         "guided",
         "--teacher",
         &p("teacher"),
         "--config",
         &p("s.toml"),
-        "--out",
-        &p("guided"),
-    ]));
+    ];
+    ok(fewstep(
+        &[&["--quiet"], &g[..], &["--out", &p("guided")]].concat(),
+    ));
+}
+
+#[test]
+fn tiny_real_distillation_chain_on_the_embedded_digits() {
+    let dir = temp_dir("students");
+    let p = |n: &str| dir.join(n).display().to_string();
+    tiny_teacher_and_guided(&dir);
     let rounds = ok(fewstep(&[
         "--quiet",
         "student",

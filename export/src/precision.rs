@@ -1,0 +1,257 @@
+//! Numeric precision of an exported graph. `fp16` runs the image path — every value computed
+//! from x — in float16 with float16 weights, while the per-example conditioning path (σ, class, w
+//! → c_skip, c_out, c_in, c_noise, embeddings) stays float32: its inputs are tiny, and
+//! sin/cos of c_noise·250 (arguments up to ≈ 300) lose whole radians of phase in float16.
+//! Inputs and the output stay float32, so callers feed and read the same tensors either way;
+//! the casts sit inside the graph, where a strongly typed TensorRT 11 engine takes its
+//! precision from.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::str::FromStr;
+
+use burn::tensor::f16;
+
+use crate::capture::{Input, OUTPUT};
+use crate::error::{ExportError, Result};
+use crate::graph::{Attr, Constant, ElemType, Graph, Node, TensorValue};
+
+/// `metadata_props` key recording a file's precision (read back by the parity check).
+pub const PRECISION_KEY: &str = "fewstep.precision";
+
+/// The `--precision` choices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Precision {
+    /// float32 everywhere.
+    #[default]
+    Fp32,
+    /// float16 image path, float32 conditioning path and I/O.
+    Fp16,
+}
+
+impl Precision {
+    /// Parity tolerance (max abs error) for a file of this precision, after issue #5:
+    /// float32 round-off stays near 1e-6 on outputs of order 1; float16 (11-bit mantissa,
+    /// ≈ 5e-4 relative per op) accumulates to ~1e-3 through a small U-Net, so 1e-2.
+    pub fn tolerance(self) -> f64 {
+        match self {
+            Precision::Fp32 => 1e-4,
+            Precision::Fp16 => 1e-2,
+        }
+    }
+}
+
+impl fmt::Display for Precision {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Precision::Fp32 => "fp32",
+            Precision::Fp16 => "fp16",
+        })
+    }
+}
+
+impl FromStr for Precision {
+    type Err = ExportError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim() {
+            "fp32" => Ok(Precision::Fp32),
+            "fp16" => Ok(Precision::Fp16),
+            other => Err(ExportError::Invalid(format!(
+                "`--precision {other}` is not supported: choose fp32 or fp16"
+            ))),
+        }
+    }
+}
+
+/// The precision recorded in a file's metadata (float32 when absent).
+pub fn of_model(model: &tract_onnx::pb::ModelProto) -> Precision {
+    model
+        .metadata_props
+        .iter()
+        .find(|p| p.key == PRECISION_KEY)
+        .and_then(|p| p.value.parse().ok())
+        .unwrap_or_default()
+}
+
+/// Ops of the image path that still run in float32 (their input cast up, their output cast
+/// back down): normalisation statistics and softmax reduce over hundreds of values, where
+/// float16 accumulation loses the most (the usual mixed-precision block list).
+pub const FP32_OPS: &[&str] = &[
+    "InstanceNormalization",
+    "LayerNormalization",
+    "Softmax",
+    "LogSoftmax",
+    "ReduceMean",
+    "ReduceSum",
+];
+
+/// The element type of `n`'s outputs given its inputs' types: input 0's unless the op says
+/// otherwise.
+fn out_elem(n: &Node, t: &HashMap<String, ElemType>) -> Option<ElemType> {
+    let first = n.inputs.first().and_then(|i| t.get(i)).copied();
+    match n.op_type {
+        "Cast" => n.attrs.iter().find_map(|(k, a)| match (k, a) {
+            (&"to", Attr::Int(code)) => ElemType::from_onnx_code(*code as i32),
+            _ => None,
+        }),
+        "Shape" | "ArgMax" | "ArgMin" => Some(ElemType::I64),
+        "Equal" | "Greater" | "GreaterOrEqual" | "Less" | "LessOrEqual" | "Not" | "And" | "Or"
+        | "Xor" | "IsNaN" | "IsInf" => Some(ElemType::Bool),
+        "ConstantOfShape" => n.attrs.iter().find_map(|(_, a)| match a {
+            Attr::Tensor(v) => Some(v.elem),
+            _ => None,
+        }),
+        // Where(cond, X, Y): the type of X.
+        "Where" => n.inputs.get(1).and_then(|i| t.get(i)).copied(),
+        _ => first,
+    }
+}
+
+fn f16_value(v: &TensorValue) -> TensorValue {
+    let raw = v
+        .raw
+        .chunks_exact(4)
+        .flat_map(|b| {
+            f16::from_f32(f32::from_le_bytes(b.try_into().expect("4 bytes"))).to_le_bytes()
+        })
+        .collect();
+    TensorValue {
+        elem: ElemType::F16,
+        dims: v.dims.clone(),
+        raw,
+    }
+}
+
+fn cast_node(input: &str, output: &str, to: ElemType) -> Node {
+    Node {
+        name: format!("Cast_{output}"),
+        op_type: "Cast",
+        inputs: vec![input.into()],
+        outputs: vec![output.into()],
+        attrs: vec![("to", Attr::Int(to.onnx_code() as i64))],
+    }
+}
+
+fn is_float(e: Option<ElemType>) -> bool {
+    matches!(e, Some(ElemType::F32 | ElemType::F16))
+}
+
+/// Rewrites node by node, tracking the element type each value has in the new graph.
+struct Rewrite {
+    types: HashMap<String, ElemType>,
+    constants: HashMap<String, TensorValue>,
+    /// Converted copies: (value, type) → name.
+    copies: HashMap<(String, ElemType), String>,
+    new_constants: Vec<Constant>,
+    nodes: Vec<Node>,
+}
+
+impl Rewrite {
+    /// `v` as type `to` (a float16 twin of a constant, or a Cast node before first use).
+    fn as_type(&mut self, v: &str, to: ElemType) -> String {
+        if self.types.get(v) == Some(&to) || !is_float(self.types.get(v).copied()) {
+            return v.to_string();
+        }
+        if let Some(c) = self.copies.get(&(v.to_string(), to)) {
+            return c.clone();
+        }
+        let name = format!("{v}_{}", if to == ElemType::F16 { "f16" } else { "f32" });
+        match self.constants.get(v).filter(|_| to == ElemType::F16) {
+            Some(value) => self.new_constants.push(Constant {
+                name: name.clone(),
+                value: f16_value(value),
+                role: crate::graph::Role::Fixed,
+            }),
+            None => self.nodes.push(cast_node(v, &name, to)),
+        }
+        self.types.insert(name.clone(), to);
+        self.copies.insert((v.to_string(), to), name.clone());
+        name
+    }
+}
+
+/// Rewrite a float32 graph so that the values computed from `x` are float16, except inside
+/// [`FP32_OPS`].
+pub fn to_fp16(g: Graph) -> Graph {
+    let mut g = g;
+    let mut rw = Rewrite {
+        types: g
+            .inputs
+            .iter()
+            .map(|io| (io.name.clone(), io.elem))
+            .chain(g.constants.iter().map(|c| (c.name.clone(), c.value.elem)))
+            .collect(),
+        constants: g
+            .constants
+            .iter()
+            .map(|c| (c.name.clone(), c.value.clone()))
+            .collect(),
+        copies: HashMap::new(),
+        new_constants: Vec::new(),
+        nodes: Vec::with_capacity(g.nodes.len() * 2),
+    };
+    // The image path: every node with an input computed from x.
+    let mut from_x: HashSet<String> = HashSet::from([Input::X.name().to_string()]);
+    for mut n in std::mem::take(&mut g.nodes) {
+        let on_image_path = n.inputs.iter().any(|i| from_x.contains(i));
+        if on_image_path {
+            from_x.extend(n.outputs.iter().cloned());
+            let compute = if FP32_OPS.contains(&n.op_type) {
+                ElemType::F32
+            } else {
+                ElemType::F16
+            };
+            for i in 0..n.inputs.len() {
+                let v = n.inputs[i].clone();
+                if !v.is_empty() {
+                    n.inputs[i] = rw.as_type(&v, compute);
+                }
+            }
+            for (_, a) in n.attrs.iter_mut() {
+                match a {
+                    Attr::Int(code)
+                        if n.op_type == "Cast"
+                            && compute == ElemType::F16
+                            && *code == ElemType::F32.onnx_code() as i64 =>
+                    {
+                        *code = ElemType::F16.onnx_code() as i64;
+                    }
+                    Attr::Tensor(v) if compute == ElemType::F16 && v.elem == ElemType::F32 => {
+                        *v = f16_value(v)
+                    }
+                    _ => {}
+                }
+            }
+        }
+        if let Some(e) = out_elem(&n, &rw.types) {
+            for o in &n.outputs {
+                rw.types.insert(o.clone(), e);
+            }
+        }
+        rw.nodes.push(n);
+    }
+    // The output leaves as float32.
+    if rw.types.get(OUTPUT) == Some(&ElemType::F16) {
+        let inner = format!("{OUTPUT}_f16");
+        for n in &mut rw.nodes {
+            for v in n.inputs.iter_mut().chain(n.outputs.iter_mut()) {
+                if v == OUTPUT {
+                    *v = inner.clone();
+                }
+            }
+        }
+        rw.nodes.push(cast_node(&inner, OUTPUT, ElemType::F32));
+    }
+    g.nodes = rw.nodes;
+    g.constants.extend(rw.new_constants);
+    let used: HashSet<&String> = g.nodes.iter().flat_map(|n| n.inputs.iter()).collect();
+    let keep: HashSet<String> = g
+        .constants
+        .iter()
+        .filter(|c| used.contains(&c.name))
+        .map(|c| c.name.clone())
+        .collect();
+    g.constants.retain(|c| keep.contains(&c.name));
+    g
+}

@@ -1,0 +1,112 @@
+//! Tiny models saved as real checkpoints, with every parameter perturbed so that the
+//! zero-initialised layers (output conv, attention projection, w embedding) carry signal.
+
+use std::path::{Path, PathBuf};
+
+use burn::module::{Module, ModuleMapper, Param};
+use burn::tensor::{Device, Tensor, TensorData};
+use teacher::checkpoint::{Checkpoint, FORMAT_VERSION, Header, ModelKind, module_bytes};
+use teacher::edm::precond::Precond;
+use teacher::model::ModelSpec;
+use teacher::rng::{Stream, normals, rng};
+use teacher::unet::{ImageShape, UNetConfig};
+
+pub fn device() -> Device {
+    Device::flex()
+}
+
+/// A fresh empty directory under the system temp dir.
+pub fn temp_dir(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("fewstep-export-{}-{name}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).expect("temp dir is writable");
+    d
+}
+
+/// A U-Net with every block type in a few thousand parameters: two levels (down- and
+/// upsampling, a channel-changing skip conv), attention at 4×4 and in the middle, the class
+/// embedding with its null class.
+fn tiny_spec(attn_heads: usize, shape: ImageShape, precond: Precond) -> ModelSpec {
+    ModelSpec {
+        unet: UNetConfig {
+            model_channels: 8,
+            channel_mult: vec![1, 2],
+            num_blocks: 1,
+            attn_resolutions: vec![4],
+            attn_heads,
+            norm_groups: 4,
+            ..UNetConfig::default()
+        },
+        shape,
+        num_classes: 10,
+        sigma_data: 0.5,
+        precond,
+    }
+}
+
+/// A teacher on 3-channel 7×7 images (padded to 8×8 and cropped back) with two-head attention.
+pub fn teacher_spec() -> ModelSpec {
+    let shape = ImageShape {
+        channels: 3,
+        height: 7,
+        width: 7,
+    };
+    tiny_spec(2, shape, Precond::Edm)
+}
+
+/// A w-conditioned student on 1-channel 8×8 digits.
+pub fn student_spec(precond: Precond) -> ModelSpec {
+    let shape = ImageShape {
+        channels: 1,
+        height: 8,
+        width: 8,
+    };
+    tiny_spec(1, shape, precond)
+}
+
+struct Jitter(u64);
+
+impl ModuleMapper for Jitter {
+    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        self.0 += 1;
+        let k = self.0;
+        p.map(|t| {
+            let shape = t.shape();
+            let n = shape.num_elements();
+            let noise = Tensor::<1>::from_data(
+                TensorData::new(normals(&mut rng(k, Stream::Eval, 7), n), [n]),
+                &t.device(),
+            );
+            t + noise.reshape(shape).mul_scalar(0.2)
+        })
+    }
+}
+
+/// Write a checkpoint of a perturbed `spec` network to `dir/checkpoint.fsk`; returns `dir`.
+pub fn save_model(dir: &Path, kind: ModelKind, spec: ModelSpec, seed: u64) -> PathBuf {
+    let d = device();
+    d.seed(seed);
+    let model = spec.init(&d).map(&mut Jitter(seed * 1000));
+    let mut extra = serde_json::Map::new();
+    if kind != ModelKind::Teacher {
+        extra.insert(
+            "w_range".into(),
+            serde_json::json!({"min": 0.0, "max": 4.0}),
+        );
+    }
+    let header = Header {
+        format: FORMAT_VERSION,
+        kind,
+        step: 1,
+        seed,
+        spec,
+        config: String::new(),
+        extra,
+        blobs: Vec::new(),
+    };
+    Checkpoint::new(header)
+        .with_blob("model", module_bytes(model))
+        .save(&dir.join(teacher::checkpoint::LATEST))
+        .expect("temp dir is writable");
+    dir.to_path_buf()
+}

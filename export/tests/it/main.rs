@@ -1,0 +1,6 @@
+//! The export crate's integration tests: one binary, a module per area.
+
+mod errors;
+mod fixtures;
+mod parity;
+mod report;

@@ -1,0 +1,188 @@
+//! `fewstep export …`: ONNX export, parity check against burn, and tract-vs-burn latency.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use clap::{Args, Subcommand};
+
+use export::bench::bench;
+use export::check::{CheckOptions, check};
+use export::onnx::read_model;
+use export::report::OpReport;
+use export::source::Source;
+use export::{BatchMode, ExportOptions, Opset, Precision, export_model, write_model};
+
+#[derive(Subcommand, Debug)]
+pub enum ExportCommand {
+    /// Export a model (teacher or student) to ONNX: inputs x, sigma, class (and w for
+    /// students), output the denoised image, preconditioning included.
+    Onnx(OnnxArgs),
+    /// Run an exported file through tract and compare it with burn on seeded random inputs;
+    /// prints the op/opset report and exits non-zero above the tolerance.
+    Check(CheckArgs),
+    /// Median milliseconds per forward pass, tract vs burn, per batch size.
+    Bench(BenchArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct OnnxArgs {
+    /// Run folder or checkpoint file (a progressive run folder picks its round with --steps).
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Output ONNX file.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Default-domain opset (17–21).
+    #[arg(long, default_value_t = Opset::default())]
+    pub opset: Opset,
+    /// `dynamic` (symbolic batch axis N) or a fixed batch size.
+    #[arg(long, default_value_t = BatchMode::Dynamic)]
+    pub batch: BatchMode,
+    /// Sampling steps of the progressive round to export.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// `fp32`, or `fp16`: float16 weights and image path, float32 conditioning and I/O.
+    #[arg(long, default_value_t = Precision::Fp32)]
+    pub precision: Precision,
+}
+
+#[derive(Args, Debug)]
+pub struct CheckArgs {
+    /// The ONNX file to check.
+    pub onnx: PathBuf,
+    /// The run folder or checkpoint the file was exported from.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Sampling steps of the progressive round the file was exported from.
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Examples per run.
+    #[arg(long, default_value_t = 4)]
+    pub batch: usize,
+    /// Seed of the random inputs.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Largest max-abs error that passes (default: 1e-4 for fp32 files, 1e-2 for fp16).
+    #[arg(long)]
+    pub tolerance: Option<f64>,
+    /// Write the inputs and burn's output as .npy files named after the graph's values.
+    #[arg(long)]
+    pub save_io: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The ONNX file to time.
+    pub onnx: PathBuf,
+    /// The run folder or checkpoint the file was exported from.
+    #[arg(long)]
+    pub model: PathBuf,
+    #[arg(long)]
+    pub steps: Option<usize>,
+    /// Batch sizes, comma-separated.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub batch: Vec<usize>,
+    /// Timed repetitions per engine and batch size (after one warm-up).
+    #[arg(long, default_value_t = 10)]
+    pub reps: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+}
+
+pub fn run(command: ExportCommand, device: Device) -> Result<()> {
+    match command {
+        ExportCommand::Onnx(a) => onnx(a, device),
+        ExportCommand::Check(a) => check_cmd(a, device),
+        ExportCommand::Bench(a) => bench_cmd(a, device),
+    }
+}
+
+fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
+    let source = Source::load(&a.model, a.steps, &device)?;
+    let opts = ExportOptions {
+        opset: a.opset,
+        batch: a.batch,
+        precision: a.precision,
+    };
+    let model = export_model(&source, &opts)
+        .with_context(|| format!("exporting `{}` to ONNX", source.path.display()))?;
+    let bytes = write_model(&model, &a.out)?;
+    println!(
+        "exported {:?} model `{}` → `{}` ({:.1} KiB, opset {}, batch {}, {})",
+        source.kind(),
+        source.path.display(),
+        a.out.display(),
+        bytes as f64 / 1024.0,
+        opts.opset,
+        opts.batch,
+        opts.precision
+    );
+    println!("{}", OpReport::of(&model));
+    Ok(())
+}
+
+fn check_cmd(a: CheckArgs, device: Device) -> Result<()> {
+    let source = Source::load(&a.model, a.steps, &device)?;
+    let opts = CheckOptions {
+        batch: a.batch,
+        seed: a.seed,
+        tolerance: a.tolerance,
+        save_io: a.save_io,
+    };
+    let r = check(&a.onnx, &source, &device, &opts)?;
+    println!("{}", r.ops);
+    for p in &r.saved {
+        println!("wrote {}", p.display());
+    }
+    println!(
+        "parity `{}` ({}) vs burn (`{}`), batch {}, seed {}: max abs error {:.3e} (max |burn| {:.3}), tolerance {:.0e}",
+        a.onnx.display(),
+        r.precision,
+        source.path.display(),
+        r.batch,
+        a.seed,
+        r.max_abs_err,
+        r.max_abs_ref,
+        r.tolerance
+    );
+    if !r.passed() {
+        bail!(
+            "`{}` differs from burn by {:.3e} > {:.0e}: the export is wrong for this model; \
+             re-export it, and if it persists report the op list above",
+            a.onnx.display(),
+            r.max_abs_err,
+            r.tolerance
+        );
+    }
+    println!("PASS");
+    Ok(())
+}
+
+fn bench_cmd(a: BenchArgs, device: Device) -> Result<()> {
+    let source = Source::load(&a.model, a.steps, &device)?;
+    // Fail early on a file that is not an ONNX model.
+    read_model(&a.onnx)?;
+    let rows = bench(&a.onnx, &source, &device, &a.batch, a.reps, a.seed)?;
+    println!(
+        "`{}` (tract, CPU) vs burn ({:?}) on `{}`, median of {} runs:",
+        a.onnx.display(),
+        device,
+        source.path.display(),
+        a.reps.max(1)
+    );
+    println!(
+        "{:>6} {:>12} {:>12} {:>12}",
+        "batch", "tract ms", "burn ms", "tract/burn"
+    );
+    for r in rows {
+        println!(
+            "{:>6} {:>12.2} {:>12.2} {:>12.2}",
+            r.batch,
+            r.tract_ms,
+            r.burn_ms,
+            r.ratio()
+        );
+    }
+    Ok(())
+}
