@@ -290,8 +290,22 @@ pub enum StudentCommand {
 pub struct FidArgs {
     /// Images to score: a folder of PNGs from `fewstep sample`, or a dataset split
     /// `digits-train|digits-test|mnist-train|mnist-test`, optionally `:N` for the first N.
+    #[arg(long, required_unless_present = "model", conflicts_with = "model")]
+    pub samples: Option<String>,
+    /// Or sample a run here and score those images (with --steps, --n, --guidance, --seed).
     #[arg(long)]
-    pub samples: String,
+    pub model: Option<PathBuf>,
+    /// Sampling steps of --model (a progressive run folder picks this round).
+    #[arg(long, requires = "model")]
+    pub steps: Option<usize>,
+    /// Images sampled from --model (classes 0, 1, … in turn).
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Guidance weight of --model's samples.
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
     /// Reference images, in the same forms (e.g. `mnist-test`).
     #[arg(long)]
     pub reference: String,

@@ -522,7 +522,27 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
     let space = eval::fid::FeatureSpace::load(&args.features, &device)?;
     let channels = space.shape().map(|s| s.channels).unwrap_or(1);
     let (ref_imgs, _, ref_shape) = image_source(&args.reference, args.data.as_deref(), channels)?;
-    let (imgs, classes, shape) = image_source(&args.samples, args.data.as_deref(), channels)?;
+    let (imgs, classes, shape) = match (&args.samples, &args.model) {
+        (Some(spec), _) => image_source(spec, args.data.as_deref(), channels)?,
+        (None, Some(run)) => {
+            let Some(steps) = args.steps else {
+                bail!("--model needs --steps (e.g. --steps 50 for a teacher, 4 for a student)");
+            };
+            let ck = Checkpoint::load(&student::sample::resolve_model(run, steps)?)?;
+            let spec = SampleSpec {
+                n: args.n,
+                classes: ClassChoice::All,
+                steps,
+                sampler: Sampler::Euler,
+                guidance: args.guidance,
+                seed: args.seed,
+                batch_size: 250,
+            };
+            let (s, _) = student::sample::sample_any(&ck, &spec, &device)?;
+            (s.images, s.classes, ck.header.spec.shape)
+        }
+        (None, None) => bail!("pass --samples DIR|SPLIT or --model RUN --steps S"),
+    };
     if shape != ref_shape || space.shape().is_some_and(|s| s != shape) {
         bail!(
             "samples ({}×{}), reference ({}×{}) and features must share one image size",
@@ -545,7 +565,13 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
         "precision": precision,
         "recall": recall,
         "k": args.k,
-        "samples": args.samples,
+        "samples": args.samples.clone().unwrap_or_else(|| format!(
+            "{} at {} steps, w = {}, seed {}",
+            args.model.as_ref().map(|m| m.display().to_string()).unwrap_or_default(),
+            args.steps.unwrap_or(0),
+            args.guidance,
+            args.seed
+        )),
         "reference": args.reference,
     });
     if args.json {

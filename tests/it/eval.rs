@@ -72,6 +72,37 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
             .starts_with("LeNet features")
     );
 
+    // --model samples the run itself (a guided student: 1 evaluation per step).
+    let fid = ok(fewstep(&[
+        "eval",
+        "fid",
+        "--model",
+        &p("guided"),
+        "--steps",
+        "2",
+        "--n",
+        "20",
+        "--reference",
+        "digits-test",
+        "--features",
+        &p("feat"),
+        "--json",
+    ]));
+    let j: serde_json::Value = serde_json::from_str(fid.trim()).expect("one JSON object");
+    assert_eq!(j["n_samples"], 20);
+    assert!(j["fid"].as_f64().unwrap() > 0.0, "{j}");
+    let e = err(fewstep(&[
+        "eval",
+        "fid",
+        "--model",
+        &p("guided"),
+        "--reference",
+        "digits-test",
+        "--features",
+        &p("feat"),
+    ]));
+    assert!(e.contains("--steps"), "{e}");
+
     let report = |out: &str| {
         ok(fewstep(&[
             "--quiet",
