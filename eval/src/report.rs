@@ -262,6 +262,17 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     md
 }
 
+/// Pairs of `marker` in `t` become `<tag>…</tag>` (Markdown's `**bold**` and `` `code` ``).
+fn inline(t: &str, marker: &str, tag: &str) -> String {
+    let mut t = t.to_string();
+    while let (Some(a), true) = (t.find(marker), t.matches(marker).count() >= 2) {
+        t.replace_range(a..a + marker.len(), &format!("<{tag}>"));
+        let b = t.find(marker).expect("counted two");
+        t.replace_range(b..b + marker.len(), &format!("</{tag}>"));
+    }
+    t
+}
+
 fn html(md_text: &str, out: &Path) -> String {
     // A small Markdown subset (headings, tables, images, code, paragraphs) rendered with PNGs
     // inlined as base64, so the file stands alone.
@@ -327,12 +338,7 @@ fn html(md_text: &str, out: &Path) -> String {
                 }
             }
         } else if !line.trim().is_empty() {
-            let mut t = esc.clone();
-            while let (Some(a), true) = (t.find("**"), t.matches("**").count() >= 2) {
-                t.replace_range(a..a + 2, "<b>");
-                let b = t.find("**").expect("counted two");
-                t.replace_range(b..b + 2, "</b>");
-            }
+            let t = inline(&inline(&esc, "**", "b"), "`", "code");
             let _ = writeln!(h, "<p>{t}</p>");
         }
     }
@@ -354,4 +360,18 @@ pub fn write_report(out: &Path, r: &Results) -> Result<()> {
     teacher::checkpoint::write_atomic(&out.join("report.md"), md.as_bytes())?;
     teacher::checkpoint::write_atomic(&out.join("report.html"), html(&md, out).as_bytes())?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::inline;
+
+    #[test]
+    fn inline_markdown_pairs() {
+        assert_eq!(
+            inline(&inline("**FID** vs `mnist-test`", "**", "b"), "`", "code"),
+            "<b>FID</b> vs <code>mnist-test</code>"
+        );
+        assert_eq!(inline("a ` lone tick", "`", "code"), "a ` lone tick");
+    }
 }

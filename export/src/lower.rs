@@ -59,7 +59,7 @@ pub fn tensor_value(data: &TensorData) -> Result<TensorValue> {
 }
 
 /// A rank-0 constant holding `s` converted to `elem`.
-fn scalar_value(s: ScalarIr, elem: ElemType) -> Result<TensorValue> {
+fn scalar_value(s: ScalarIr, elem: ElemType) -> TensorValue {
     let f = match s {
         ScalarIr::Float(x) => x,
         ScalarIr::Int(x) => x as f64,
@@ -83,11 +83,11 @@ fn scalar_value(s: ScalarIr, elem: ElemType) -> Result<TensorValue> {
         ElemType::U8 => (i as u8).to_le_bytes().to_vec(),
         ElemType::Bool => vec![u8::from(f != 0.0)],
     };
-    Ok(TensorValue {
+    TensorValue {
         elem,
         dims: Vec::new(),
         raw,
-    })
+    }
 }
 
 /// `Family(Variant)` of an op, for messages.
@@ -123,10 +123,10 @@ struct ConvParts<'a> {
 }
 
 /// Lowers one capture into a [`Graph`].
-pub struct Lowering<'a> {
+struct Lowering<'a> {
     cap: &'a Captured,
     opset: Opset,
-    pub g: Graph,
+    g: Graph,
     names: HashMap<TensorId, String>,
     scalars: HashMap<(ElemType, Vec<u8>), String>,
     /// Shape and dtype of every tensor the graph produced, for the output's value info.
@@ -218,7 +218,7 @@ impl Lowering<'_> {
     }
 
     /// The ONNX name of a tensor the op reads; captured values become initializers on first use.
-    pub(crate) fn input(&mut self, t: &TensorIr) -> Result<String> {
+    fn input(&mut self, t: &TensorIr) -> Result<String> {
         if let Some(n) = self.names.get(&t.id) {
             return Ok(n.clone());
         }
@@ -243,7 +243,7 @@ impl Lowering<'_> {
 
     /// A scalar operand of `like`'s element type (shared between uses).
     fn scalar(&mut self, s: ScalarIr, like: &TensorIr) -> Result<String> {
-        let v = scalar_value(s, elem_of(like.dtype)?)?;
+        let v = scalar_value(s, elem_of(like.dtype)?);
         let key = (v.elem, v.raw.clone());
         if let Some(n) = self.scalars.get(&key) {
             return Ok(n.clone());
@@ -263,7 +263,7 @@ impl Lowering<'_> {
     }
 
     /// Emit a node whose single output is `out`.
-    pub(crate) fn emit(
+    fn emit(
         &mut self,
         op_type: &'static str,
         inputs: Vec<String>,
@@ -337,7 +337,7 @@ impl Lowering<'_> {
 
     /// ConstantOfShape filled with `value` (burn zeros/ones/full/empty).
     fn filled(&mut self, value: ScalarIr, out: &TensorIr) -> Result<()> {
-        let mut v = scalar_value(value, elem_of(out.dtype)?)?;
+        let mut v = scalar_value(value, elem_of(out.dtype)?);
         v.dims = vec![1];
         let shape = self.shape_const(ShapeUse::Creation, &dims_i64(&out.shape));
         self.emit(
@@ -642,7 +642,7 @@ impl Lowering<'_> {
                 let x = self.input(&d.input)?;
                 let axis = self.g.constant(
                     "axis",
-                    scalar_value(ScalarIr::Int(d.axis as i64), ElemType::I64)?,
+                    scalar_value(ScalarIr::Int(d.axis as i64), ElemType::I64),
                     Role::Fixed,
                 );
                 self.emit("CumSum", vec![x, axis], vec![], &d.out);
