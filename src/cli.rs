@@ -59,6 +59,9 @@ pub enum Command {
         #[command(subcommand)]
         command: BenchCommand,
     },
+    /// The whole job, resumable: teacher → guided → progressive → consistency → features →
+    /// report → ONNX export + parity check.
+    Pipeline(PipelineArgs),
     /// Export models to ONNX, check them against burn, time them.
     Export {
         #[command(subcommand)]
@@ -387,4 +390,21 @@ pub struct LatencyArgs {
     pub reps: usize,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct PipelineArgs {
+    /// Pipeline config (sections [teacher.*], [guided], [progressive], [consistency], [features],
+    /// [eval], [export]); default: every stage's defaults on the embedded digits.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data directory (MNIST IDX files or class folders), overriding `teacher.data.path`.
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Run folder: one sub-folder per stage, `pipeline.json`, and `report/`.
+    #[arg(long, default_value = "runs/pipeline")]
+    pub out: PathBuf,
+    /// Start from an existing teacher run instead of training one.
+    #[arg(long)]
+    pub from_teacher: Option<PathBuf>,
 }

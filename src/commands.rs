@@ -59,6 +59,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Eval {
             command: EvalCommand::Render(args),
         } => render(args),
+        Command::Pipeline(args) => crate::pipeline::pipeline(args, device, cli.quiet),
         Command::Export { command } => crate::export_cmd::run(command, device),
     }
 }

@@ -22,6 +22,48 @@ pub enum ExportCommand {
     Check(CheckArgs),
     /// Median milliseconds per forward pass, tract vs burn, per batch size.
     Bench(BenchArgs),
+    /// Build a serialized TensorRT engine (plus `OUT.json` sidecar) from an exported ONNX file,
+    /// one optimisation profile over the batch axis; TensorRT is opened at run time.
+    Engine(EngineArgs),
+    /// Write a Triton model repository (`NAME/config.pbtxt`, `NAME/1/model.onnx|model.plan`).
+    Triton(TritonArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct EngineArgs {
+    /// The exported ONNX file.
+    pub onnx: PathBuf,
+    /// Output engine (`model.plan`); the sidecar goes to `model.plan.json`.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Batch profile MIN:OPT:MAX (or N for a fixed batch).
+    #[arg(long, default_value = "1:8:64")]
+    pub batch: export::engine::BatchProfile,
+    /// Timing cache file (datacenter TensorRT; TensorRT-RTX has none and ignores it).
+    #[arg(long)]
+    pub timing_cache: Option<PathBuf>,
+    /// `rtx` (TensorRT-RTX 1.x, builder needs no GPU) or `datacenter` (TensorRT 11).
+    #[arg(long, default_value = "rtx")]
+    pub flavor: export::engine::Flavor,
+}
+
+#[derive(Args, Debug)]
+pub struct TritonArgs {
+    /// The exported ONNX file (its inputs/outputs define the config).
+    #[arg(long)]
+    pub onnx: PathBuf,
+    /// A TensorRT engine built from that file: serve it (`tensorrt_plan`) instead of the ONNX.
+    #[arg(long)]
+    pub engine: Option<PathBuf>,
+    /// Model repository folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model name (default: the ONNX file's stem).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// max_batch_size (default: the engine profile's max, else 64).
+    #[arg(long)]
+    pub max_batch: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -94,6 +136,8 @@ pub fn run(command: ExportCommand, device: Device) -> Result<()> {
         ExportCommand::Onnx(a) => onnx(a, device),
         ExportCommand::Check(a) => check_cmd(a, device),
         ExportCommand::Bench(a) => bench_cmd(a, device),
+        ExportCommand::Engine(a) => engine_cmd(a),
+        ExportCommand::Triton(a) => triton_cmd(a),
     }
 }
 
@@ -188,5 +232,52 @@ fn bench_cmd(a: BenchArgs, device: Device) -> Result<()> {
             r.ratio()
         );
     }
+    Ok(())
+}
+
+fn engine_cmd(a: EngineArgs) -> Result<()> {
+    use export::engine::{EngineOptions, Flavor, build_engine, sidecar_path};
+    if a.timing_cache.is_some() && a.flavor == Flavor::Rtx {
+        eprintln!("note: TensorRT-RTX has no timing cache; --timing-cache is only recorded");
+    }
+    let opts = EngineOptions {
+        batch: a.batch,
+        flavor: a.flavor,
+        timing_cache: a.timing_cache,
+    };
+    let sc = build_engine(&a.onnx, &a.out, &opts)?;
+    println!(
+        "built TensorRT {} {} engine `{}` from `{}`: {:.1} KiB, {} network layers, batch {}",
+        sc.flavor,
+        sc.tensorrt_version,
+        a.out.display(),
+        a.onnx.display(),
+        sc.engine_bytes as f64 / 1024.0,
+        sc.network_layers,
+        sc.batch
+    );
+    for p in &sc.profile {
+        println!(
+            "  {}: min {:?} opt {:?} max {:?}",
+            p.name, p.min, p.opt, p.max
+        );
+    }
+    match sc.engine_layers {
+        Some(n) => println!("deserialized on this machine: {n} engine layers"),
+        None => println!("not deserialized on this machine: {}", sc.deserialize),
+    }
+    println!("wrote {}", sidecar_path(&a.out).display());
+    Ok(())
+}
+
+fn triton_cmd(a: TritonArgs) -> Result<()> {
+    let opts = export::triton::TritonOptions {
+        name: a.name,
+        max_batch: a.max_batch,
+        engine: a.engine,
+    };
+    let r = export::triton::write_repository(&a.onnx, &a.out, &opts)?;
+    println!("wrote {}", r.model_file.display());
+    println!("wrote {}:\n{}", r.config.display(), r.config_text);
     Ok(())
 }

@@ -4,6 +4,7 @@ mod bench;
 mod cli;
 mod commands;
 mod export_cmd;
+mod pipeline;
 mod report;
 
 use std::process::ExitCode;

@@ -40,6 +40,11 @@ pub enum ExportError {
         source: std::io::Error,
     },
 
+    /// TensorRT missing, not compiled in, or its builder failed (the message says which and
+    /// what to run instead).
+    #[error("{0}")]
+    TensorRt(String),
+
     #[error("{0}")]
     Invalid(String),
 }

@@ -6,6 +6,9 @@ pub mod bench;
 pub mod capture;
 pub mod check;
 pub mod dynamic;
+pub mod engine;
+#[cfg(feature = "tensorrt")]
+pub mod engine_trt;
 pub mod error;
 pub mod exporter;
 pub mod graph;
@@ -19,6 +22,7 @@ pub mod precision;
 pub mod report;
 pub mod runtime;
 pub mod source;
+pub mod triton;
 
 pub use error::{ExportError, Result};
 pub use exporter::{BatchMode, ExportOptions, export_model, write_model};

@@ -6,5 +6,6 @@ mod data;
 mod edm;
 mod eval;
 mod fixtures;
+mod pipeline;
 mod student;
 mod train;

@@ -1,0 +1,490 @@
+//! `fewstep pipeline`: the user's one job — teacher → guided → progressive → consistency →
+//! features → report → ONNX export + parity check — as one resumable command.
+//!
+//! Each stage's identity is a hash of its own config section, the data path and the hashes of
+//! the stages it reads; `RUN/pipeline.json` records it when the stage finishes. A re-run skips
+//! stages whose hash is recorded, resumes an interrupted training stage from its checkpoint, and
+//! refuses to mix a changed config into a run folder made with another.
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::tensor::Device;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use student::config::{ConsistencyConfig, GuidedConfig, ProgressiveConfig, StudentConfig};
+use teacher::config::TeacherConfig;
+use teacher::train::TrainOptions;
+
+use crate::cli::{PipelineArgs, ReportArgs};
+
+/// `pipeline.toml`: one section per stage; every key has a documented default.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// The teacher (`[teacher.data]`, `[teacher.model]`, `[teacher.diffusion]`, `[teacher.train]`).
+    pub teacher: TeacherConfig,
+    pub guided: GuidedConfig,
+    pub progressive: ProgressiveConfig,
+    pub consistency: ConsistencyConfig,
+    pub features: FeaturesStage,
+    pub eval: EvalStage,
+    pub export: ExportStage,
+}
+
+/// The feature network (LeNet on the teacher's dataset).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct FeaturesStage {
+    /// Optimizer steps of the classifier.
+    pub steps: u64,
+}
+
+impl Default for FeaturesStage {
+    fn default() -> Self {
+        Self { steps: 3000 }
+    }
+}
+
+/// The comparison report.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EvalStage {
+    /// Samples per model and step count.
+    pub n: usize,
+    /// Guidance weight of every sample set.
+    pub guidance: f64,
+    pub seed: u64,
+    /// Teacher step counts (guided Euler, 2 NFE per step).
+    pub teacher_steps: Vec<usize>,
+    /// Student step counts (progressive rounds, consistency, guided).
+    pub student_steps: Vec<usize>,
+    /// Guidance weights of the teacher's FID-vs-w sweep (empty: none).
+    pub sweep_guidance: Vec<f64>,
+    pub sweep_steps: usize,
+    /// Held-out real images for the real-vs-real floor (default: the test split at n).
+    pub real: Option<String>,
+}
+
+impl Default for EvalStage {
+    fn default() -> Self {
+        Self {
+            n: 500,
+            guidance: 2.0,
+            seed: 0,
+            teacher_steps: vec![4, 50],
+            student_steps: vec![1, 2, 4],
+            sweep_guidance: vec![],
+            sweep_steps: 10,
+            real: None,
+        }
+    }
+}
+
+/// ONNX export of the shipped student (the 4-step progressive round, or the step count given).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExportStage {
+    /// Step count of the progressive round to ship.
+    pub steps: usize,
+    /// Batch size of the parity check.
+    pub check_batch: usize,
+}
+
+impl Default for ExportStage {
+    fn default() -> Self {
+        Self {
+            steps: 4,
+            check_batch: 8,
+        }
+    }
+}
+
+impl PipelineConfig {
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read pipeline config `{}`", path.display()))?;
+        let cfg: Self = toml::from_str(&text).with_context(|| {
+            format!(
+                "pipeline config `{}`: sections are [teacher.*], [guided], [progressive], [consistency], [features], [eval], [export]",
+                path.display()
+            )
+        })?;
+        cfg.validate()
+            .with_context(|| format!("pipeline config `{}`", path.display()))?;
+        Ok(cfg)
+    }
+
+    pub fn students(&self) -> StudentConfig {
+        StudentConfig {
+            guided: self.guided.clone(),
+            progressive: self.progressive.clone(),
+            consistency: self.consistency.clone(),
+        }
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        self.teacher.validate()?;
+        self.students().validate()?;
+        let start = self.progressive.start_steps;
+        if !start.is_power_of_two()
+            || self.export.steps > start
+            || !self.export.steps.is_power_of_two()
+        {
+            bail!(
+                "export.steps = {} must be a power of two ≤ progressive.start_steps ({start}): it names the progressive round to ship",
+                self.export.steps
+            );
+        }
+        if self.eval.n == 0 {
+            bail!("eval.n = 0: the report needs at least one sample per model");
+        }
+        Ok(())
+    }
+}
+
+/// What `RUN/pipeline.json` remembers of each finished stage.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+struct State {
+    stages: Vec<StageRecord>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct StageRecord {
+    name: String,
+    hash: String,
+    seconds: f64,
+}
+
+const STATE_FILE: &str = "pipeline.json";
+
+impl State {
+    fn load(run: &Path) -> Result<Self> {
+        let p = run.join(STATE_FILE);
+        if !p.exists() {
+            return Ok(Self::default());
+        }
+        let text = std::fs::read_to_string(&p)?;
+        serde_json::from_str(&text).with_context(|| {
+            format!(
+                "`{}` is damaged: delete it to re-check every stage (finished checkpoints are kept)",
+                p.display()
+            )
+        })
+    }
+
+    fn save(&self, run: &Path) -> Result<()> {
+        let text = serde_json::to_string_pretty(self).expect("plain data");
+        teacher::checkpoint::write_atomic(&run.join(STATE_FILE), text.as_bytes())?;
+        Ok(())
+    }
+
+    fn done(&self, name: &str) -> Option<&StageRecord> {
+        self.stages.iter().find(|r| r.name == name)
+    }
+}
+
+fn hash_of(parts: &[&str]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p.as_bytes());
+    }
+    h.finalize()
+        .iter()
+        .take(8)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("plain data")
+}
+
+/// One stage: its name, output folder, hash, and what it does.
+struct Stage<'a> {
+    name: &'static str,
+    hash: String,
+    run: Box<dyn FnOnce() -> Result<String> + 'a>,
+}
+
+pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
+    let cfg = match &args.config {
+        Some(p) => PipelineConfig::from_file(p)?,
+        None => PipelineConfig::default(),
+    };
+    let run = args.out.clone();
+    std::fs::create_dir_all(&run).with_context(|| format!("cannot create `{}`", run.display()))?;
+    let mut state = State::load(&run)?;
+    let data = args.data.clone();
+    let data_key = data
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
+    let dir = |n: &str| run.join(n);
+    let students = cfg.students();
+    let opts = |out: PathBuf| TrainOptions {
+        out: out.clone(),
+        data: data.clone(),
+        resume: out.join(teacher::checkpoint::LATEST).exists(),
+        steps: None,
+        quiet,
+        device: device.clone(),
+    };
+
+    // Stage hashes chain: a change upstream re-runs everything below it.
+    let (teacher_dir, h_teacher) = match &args.from_teacher {
+        Some(t) => {
+            let ck = teacher::checkpoint::Checkpoint::load(t)?;
+            (
+                t.clone(),
+                hash_of(&[
+                    "from-teacher",
+                    &ck.header.config,
+                    &ck.header.step.to_string(),
+                ]),
+            )
+        }
+        None => (
+            dir("teacher"),
+            hash_of(&["teacher", &json(&cfg.teacher), &data_key]),
+        ),
+    };
+    let h_guided = hash_of(&["guided", &json(&cfg.guided), &h_teacher]);
+    let h_prog = hash_of(&["progressive", &json(&cfg.progressive), &h_guided]);
+    let h_cons = hash_of(&["consistency", &json(&cfg.consistency), &h_guided]);
+    let h_feat = hash_of(&[
+        "features",
+        &json(&cfg.features),
+        &json(&cfg.teacher.data),
+        &data_key,
+    ]);
+    let h_report = hash_of(&[
+        "report",
+        &json(&cfg.eval),
+        &h_teacher,
+        &h_guided,
+        &h_prog,
+        &h_cons,
+        &h_feat,
+    ]);
+    let h_export = hash_of(&["export", &json(&cfg.export), &h_prog]);
+
+    let dataset = match cfg.teacher.data.source {
+        teacher::data::DataSource::Digits => "digits",
+        teacher::data::DataSource::Mnist => "mnist",
+        teacher::data::DataSource::Folder => "folder",
+    };
+    let mut stages: Vec<Stage> = Vec::new();
+    if args.from_teacher.is_none() {
+        let (cfg_t, o) = (&cfg.teacher, opts(dir("teacher")));
+        stages.push(Stage {
+            name: "teacher",
+            hash: h_teacher.clone(),
+            run: Box::new(move || {
+                let s = teacher::train::train_teacher(cfg_t, &o)?;
+                Ok(format!(
+                    "step {} (resumed from {}), loss {:.4}",
+                    s.steps, s.resumed_from, s.final_loss
+                ))
+            }),
+        });
+    }
+    {
+        let (t, o, c) = (teacher_dir.clone(), opts(dir("guided")), &students);
+        stages.push(Stage {
+            name: "guided",
+            hash: h_guided.clone(),
+            run: Box::new(move || {
+                let s = student::guided::run_guided(&t, c, &o)?;
+                Ok(format!(
+                    "step {} (resumed from {}), loss {:.4}",
+                    s.steps, s.resumed_from, s.final_loss
+                ))
+            }),
+        });
+    }
+    {
+        let (g, mut o, c) = (dir("guided"), opts(dir("progressive")), &students);
+        o.resume = true; // finished rounds are skipped, an interrupted one resumes
+        stages.push(Stage {
+            name: "progressive",
+            hash: h_prog.clone(),
+            run: Box::new(move || {
+                let rounds = student::progressive::run_progressive(&g, 1, c, &o)?;
+                Ok(rounds
+                    .iter()
+                    .map(|r| format!("{}{}", r.steps, if r.skipped { " (kept)" } else { "" }))
+                    .collect::<Vec<_>>()
+                    .join(" → "))
+            }),
+        });
+    }
+    {
+        let (g, o, c) = (dir("guided"), opts(dir("consistency")), &students);
+        stages.push(Stage {
+            name: "consistency",
+            hash: h_cons.clone(),
+            run: Box::new(move || {
+                let s = student::consistency::run_consistency(&g, c, &o)?;
+                Ok(format!(
+                    "step {} (resumed from {}), loss {:.5}",
+                    s.steps, s.resumed_from, s.final_loss
+                ))
+            }),
+        });
+    }
+    {
+        let (out, d, dev, data_cfg) = (
+            dir("features"),
+            data.clone(),
+            device.clone(),
+            cfg.teacher.data.clone(),
+        );
+        let steps = cfg.features.steps;
+        stages.push(Stage {
+            name: "features",
+            hash: h_feat.clone(),
+            run: Box::new(move || {
+                use teacher::data::Split;
+                let train = data_cfg.load(d.as_deref(), Split::Train)?;
+                let test = data_cfg.load(d.as_deref(), Split::Test)?;
+                let mut c = eval::classifier::ClassifierConfig::for_shape(train.shape);
+                c.steps = steps;
+                let m = eval::classifier::train_classifier(
+                    &c, dataset, &train, &test, &out, quiet, &dev,
+                )?;
+                Ok(format!(
+                    "LeNet test accuracy {:.2}%",
+                    100.0 * m.test_accuracy
+                ))
+            }),
+        });
+    }
+    {
+        let e = cfg.eval.clone();
+        let reference = format!("{dataset}-test");
+        let args_r = ReportArgs {
+            runs: vec![
+                teacher_dir.clone(),
+                dir("guided"),
+                dir("progressive"),
+                dir("consistency"),
+            ],
+            features: dir("features"),
+            real: Some(
+                e.real
+                    .clone()
+                    .unwrap_or_else(|| format!("{dataset}-train:{}", e.n)),
+            ),
+            reference,
+            out: dir("report"),
+            data: data.clone(),
+            n: e.n,
+            guidance: e.guidance,
+            seed: e.seed,
+            batch: 250,
+            teacher_steps: e.teacher_steps.clone(),
+            student_steps: e.student_steps.clone(),
+            sweep_guidance: e.sweep_guidance.clone(),
+            sweep_steps: e.sweep_steps,
+            title: format!("fewstep pipeline report ({dataset})"),
+        };
+        let dev = device.clone();
+        stages.push(Stage {
+            name: "report",
+            hash: h_report.clone(),
+            run: Box::new(move || {
+                crate::report::report(args_r, dev, quiet)?;
+                Ok("report.md, report.html, results.json".into())
+            }),
+        });
+    }
+    {
+        let (prog, out, dev) = (dir("progressive"), dir("export"), device.clone());
+        let (steps, batch) = (cfg.export.steps, cfg.export.check_batch);
+        stages.push(Stage {
+            name: "export",
+            hash: h_export.clone(),
+            run: Box::new(move || {
+                let source = export::source::Source::load(&prog, Some(steps), &dev)?;
+                let model = export::export_model(&source, &export::ExportOptions::default())?;
+                std::fs::create_dir_all(&out)?;
+                let file = out.join(format!("student-{steps}.onnx"));
+                export::write_model(&model, &file)?;
+                let r = export::check::check(
+                    &file,
+                    &source,
+                    &dev,
+                    &export::check::CheckOptions {
+                        batch,
+                        seed: 0,
+                        tolerance: None,
+                        save_io: None,
+                    },
+                )?;
+                if !r.passed() {
+                    bail!(
+                        "`{}` differs from burn by {:.3e} > {:.0e}",
+                        file.display(),
+                        r.max_abs_err,
+                        r.tolerance
+                    );
+                }
+                Ok(format!(
+                    "{} (parity {:.1e} ≤ {:.0e} under tract)",
+                    file.display(),
+                    r.max_abs_err,
+                    r.tolerance
+                ))
+            }),
+        });
+    }
+
+    let n = stages.len();
+    let started = Instant::now();
+    for (k, stage) in stages.into_iter().enumerate() {
+        let say = |msg: String| {
+            if !quiet {
+                eprintln!("[{}/{n}] {msg}", k + 1);
+            }
+        };
+        match state.done(stage.name) {
+            Some(r) if r.hash == stage.hash => {
+                say(format!(
+                    "{}: done ({:.0} s), skipped",
+                    stage.name, r.seconds
+                ));
+                println!("{}: skipped (done)", stage.name);
+                continue;
+            }
+            Some(r) => bail!(
+                "stage `{}` in `{}` was made with another config (hash {} ≠ {}): use a new --out, or delete `{}` to redo it",
+                stage.name,
+                run.display(),
+                r.hash,
+                stage.hash,
+                run.join(stage.name).display()
+            ),
+            None => {}
+        }
+        say(format!("{} …", stage.name));
+        let t = Instant::now();
+        let what = (stage.run)().with_context(|| format!("pipeline stage `{}`", stage.name))?;
+        let seconds = t.elapsed().as_secs_f64();
+        println!("{}: {what} ({seconds:.1} s)", stage.name);
+        state.stages.push(StageRecord {
+            name: stage.name.to_string(),
+            hash: stage.hash,
+            seconds,
+        });
+        state.save(&run)?;
+    }
+    println!(
+        "pipeline done in {:.1} s; report: {}",
+        started.elapsed().as_secs_f64(),
+        dir("report").join("report.md").display()
+    );
+    Ok(())
+}
