@@ -7,42 +7,28 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::fixtures::{err, fewstep, ok, temp_dir};
+use crate::student::{TINY_STUDENTS, TINY_TEACHER};
 
-/// Tiny everything; the guided stage is long enough (60 steps, a checkpoint every 5) to be
-/// killed in the middle.
-const TINY_PIPELINE: &str = r#"
-[teacher.model]
-model_channels = 8
-channel_mult = [1, 2]
-num_blocks = 1
-norm_groups = 4
-[teacher.train]
-steps = 3
-batch_size = 8
-[guided.train]
-steps = 60
-batch_size = 8
-checkpoint_every = 5
-[progressive]
-start_steps = 8
-[progressive.train]
-steps = 2
-batch_size = 8
-[consistency]
-grid = { kind = "fixed", n = 6 }
-[consistency.train]
-steps = 3
-batch_size = 8
-[features]
-steps = 30
-[eval]
-n = 20
-teacher_steps = [2, 4]
-student_steps = [1, 2, 4]
-[export]
-steps = 4
-check_batch = 4
-"#;
+/// The tiny teacher and students of the student tests, as pipeline sections, with a guided
+/// stage long enough (60 steps, a checkpoint every 5) to be killed in the middle.
+fn tiny_pipeline() -> String {
+    let teacher = TINY_TEACHER
+        .replace("[model]", "[teacher.model]")
+        .replace("[train]", "[teacher.train]");
+    let students = TINY_STUDENTS.replacen(
+        "[guided.train]\nsteps = 3",
+        "[guided.train]\ncheckpoint_every = 5\nsteps = 60",
+        1,
+    );
+    assert!(
+        students.contains("steps = 60"),
+        "TINY_STUDENTS changed shape"
+    );
+    format!(
+        "{teacher}{students}[features]\nsteps = 30\n[eval]\nn = 20\nteacher_steps = [2, 4]\n\
+         student_steps = [1, 2, 4]\n[export]\nsteps = 4\ncheck_batch = 4\n"
+    )
+}
 
 const STAGES: [&str; 7] = [
     "teacher",
@@ -75,7 +61,7 @@ fn run(args: &[String]) -> String {
 fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
     let dir = temp_dir("pipeline");
     let cfg = dir.join("pipeline.toml");
-    std::fs::write(&cfg, TINY_PIPELINE).unwrap();
+    std::fs::write(&cfg, tiny_pipeline()).unwrap();
     let cfg = cfg.display().to_string();
 
     // 1. A full run: every stage reports, every artefact is there and valid.
@@ -170,7 +156,11 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
 
     // 4. A changed config is refused, not mixed into the finished run.
     let changed = dir.join("changed.toml");
-    std::fs::write(&changed, TINY_PIPELINE.replace("steps = 30", "steps = 31")).unwrap();
+    std::fs::write(
+        &changed,
+        tiny_pipeline().replace("steps = 30", "steps = 31"),
+    )
+    .unwrap();
     let e = err(fewstep(&[
         "pipeline",
         "--config",

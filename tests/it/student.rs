@@ -207,8 +207,8 @@ fn pseudo_huber_distance_hand_values() {
     );
 }
 
-const TINY_TEACHER: &str = "[model]\nmodel_channels = 8\nchannel_mult = [1, 2]\nnum_blocks = 1\nnorm_groups = 4\n[train]\nsteps = 3\nbatch_size = 8\n";
-const TINY_STUDENTS: &str = r#"
+pub const TINY_TEACHER: &str = "[model]\nmodel_channels = 8\nchannel_mult = [1, 2]\nnum_blocks = 1\nnorm_groups = 4\n[train]\nsteps = 3\nbatch_size = 8\n";
+pub const TINY_STUDENTS: &str = r#"
 [guided.train]
 steps = 3
 batch_size = 8
