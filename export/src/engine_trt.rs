@@ -135,6 +135,8 @@ pub fn build(
     // SAFETY: a plain C function of the trtx-sys logger bridge, no arguments.
     let header_version = unsafe { trtx_sys::get_tensorrt_version() };
 
+    // Only what TensorRT logs from here on explains a failed deserialization.
+    let log = std::mem::take(&mut *collect.0.lock().unwrap());
     let deserialized = match Runtime::new(&logger) {
         Ok(mut runtime) => match runtime.deserialize_cuda_engine(&plan) {
             Ok(engine) => engine.nb_layers().map_err(|e| e.to_string()),
@@ -142,7 +144,8 @@ pub fn build(
         },
         Err(e) => Err(err("createInferRuntime", e, &collect)),
     };
-    let log = collect.0.lock().unwrap().clone();
+    let mut log = log;
+    log.extend(collect.0.lock().unwrap().drain(..));
     Ok(Built {
         plan,
         header_version,

@@ -4,3 +4,4 @@ mod errors;
 mod fixtures;
 mod parity;
 mod report;
+mod serving;
