@@ -407,4 +407,7 @@ pub struct PipelineArgs {
     /// Start from an existing teacher run instead of training one.
     #[arg(long)]
     pub from_teacher: Option<PathBuf>,
+    /// Check the config and print which stages would run, skip or resume; train nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }

@@ -215,7 +215,10 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
         None => PipelineConfig::default(),
     };
     let run = args.out.clone();
-    std::fs::create_dir_all(&run).with_context(|| format!("cannot create `{}`", run.display()))?;
+    if !args.dry_run {
+        std::fs::create_dir_all(&run)
+            .with_context(|| format!("cannot create `{}`", run.display()))?;
+    }
     let mut state = State::load(&run)?;
     let data = args.data.clone();
     let data_key = data
@@ -469,6 +472,16 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             ),
             None => {}
         }
+        if args.dry_run {
+            let started = run.join(stage.name).exists();
+            println!(
+                "{}: would {} (hash {})",
+                stage.name,
+                if started { "resume" } else { "run" },
+                stage.hash
+            );
+            continue;
+        }
         say(format!("{} …", stage.name));
         let t = Instant::now();
         let what = (stage.run)().with_context(|| format!("pipeline stage `{}`", stage.name))?;
@@ -480,6 +493,9 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             seconds,
         });
         state.save(&run)?;
+    }
+    if args.dry_run {
+        return Ok(());
     }
     println!(
         "pipeline done in {:.1} s; report: {}",

@@ -174,3 +174,32 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
     );
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn shipped_pipeline_config_plans_every_stage_and_bad_keys_are_named() {
+    let dir = temp_dir("pipeline-plan");
+    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mnist-pipeline.toml");
+    let out = dir.join("run");
+    let plan = ok(fewstep(&[
+        "pipeline",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out.display().to_string(),
+        "--dry-run",
+    ]));
+    for s in STAGES {
+        assert!(plan.contains(&format!("{s}: would run")), "{plan}");
+    }
+    assert!(!out.exists(), "a dry run creates nothing");
+    let bad = dir.join("bad.toml");
+    std::fs::write(&bad, "[eval]\nsamples = 10\n").unwrap();
+    let e = err(fewstep(&[
+        "pipeline",
+        "--config",
+        &bad.display().to_string(),
+        "--dry-run",
+    ]));
+    assert!(e.contains("samples") && e.contains("bad.toml"), "{e}");
+    std::fs::remove_dir_all(dir).ok();
+}
