@@ -355,6 +355,16 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
                 let test = data_cfg.load(d.as_deref(), Split::Test)?;
                 let mut c = eval::classifier::ClassifierConfig::for_shape(train.shape);
                 c.steps = steps;
+                // A network trained to this very config (a run cut after it finished) is kept.
+                if let Ok((_, m)) = eval::classifier::load_classifier(&out, &dev)
+                    && m.config == c
+                    && m.dataset == dataset
+                {
+                    return Ok(format!(
+                        "kept, LeNet test accuracy {:.2}%",
+                        100.0 * m.test_accuracy
+                    ));
+                }
                 let m = eval::classifier::train_classifier(
                     &c, dataset, &train, &test, &out, quiet, &dev,
                 )?;
