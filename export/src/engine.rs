@@ -407,15 +407,11 @@ pub struct EngineSidecar {
 
 impl EngineSidecar {
     pub fn to_json(&self) -> serde_json::Value {
-        let prof: serde_json::Map<String, serde_json::Value> = self
+        // An array, not a map: keeps the graph's input order (serde_json maps sort keys).
+        let prof: Vec<serde_json::Value> = self
             .profile
             .iter()
-            .map(|p| {
-                (
-                    p.name.clone(),
-                    serde_json::json!({"min": p.min, "opt": p.opt, "max": p.max}),
-                )
-            })
+            .map(|p| serde_json::json!({"name": p.name, "min": p.min, "opt": p.opt, "max": p.max}))
             .collect();
         serde_json::json!({
             "flavor": self.flavor.to_string(),
@@ -456,12 +452,16 @@ impl EngineSidecar {
         let b = v.get("batch").ok_or("sidecar lacks `batch`")?;
         let profile = v
             .get("profile")
-            .and_then(|p| p.as_object())
+            .and_then(|p| p.as_array())
             .ok_or("sidecar lacks `profile`")?
             .iter()
-            .map(|(name, p)| {
+            .map(|p| {
                 Ok(InputProfile {
-                    name: name.clone(),
+                    name: p
+                        .get("name")
+                        .and_then(|n| n.as_str())
+                        .ok_or("sidecar profile entry lacks `name`")?
+                        .to_string(),
                     min: shape(p, "min")?,
                     opt: shape(p, "opt")?,
                     max: shape(p, "max")?,

@@ -189,7 +189,13 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
                     plan.display()
                 )));
             }
-            EngineSidecar::read_for(plan).ok()
+            // No sidecar (an engine built by trtexec): no profile to check against. A sidecar that
+            // does not parse is an error, not a silent default.
+            if crate::engine::sidecar_path(plan).is_file() {
+                Some(EngineSidecar::read_for(plan)?)
+            } else {
+                None
+            }
         }
         None => None,
     };

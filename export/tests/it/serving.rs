@@ -1,0 +1,452 @@
+//! Serving artefacts: Triton model repositories (always), TensorRT engines (when the
+//! TensorRT-RTX libraries are found and the `tensorrt` feature is on), and the no-TensorRT error.
+
+use std::path::{Path, PathBuf};
+
+use export::engine::{
+    BUILDER_COMPILED_IN, BatchProfile, EngineOptions, EngineSidecar, Flavor, InputProfile,
+    build_engine, find_libraries, input_profiles, missing_library_message, sidecar_path,
+};
+use export::onnx::{declared_inputs, read_model};
+use export::source::Source;
+use export::triton::{TritonOptions, triton_type, write_repository};
+use export::{BatchMode, ExportOptions, export_model, write_model};
+use teacher::checkpoint::ModelKind;
+use teacher::edm::precond::Precond;
+
+use crate::fixtures::{device, save_model, student_spec, temp_dir};
+
+/// A tiny guided student (1×8×8 digits, inputs x, sigma, class, w) exported to `dir/name`.
+fn student_onnx(dir: &Path, name: &str, batch: BatchMode) -> PathBuf {
+    let run = save_model(
+        &dir.join("run"),
+        ModelKind::Guided,
+        student_spec(Precond::Edm),
+        11,
+    );
+    let source = Source::load(&run, None, &device()).unwrap();
+    let opts = ExportOptions {
+        batch,
+        ..ExportOptions::default()
+    };
+    let model = export_model(&source, &opts).expect("the tiny student exports");
+    let path = dir.join(name);
+    write_model(&model, &path).unwrap();
+    path
+}
+
+fn new_dir(name: &str) -> PathBuf {
+    let d = temp_dir(name);
+    std::fs::create_dir_all(d.join("run")).unwrap();
+    d
+}
+
+const DYNAMIC_IO: &str = r#"input [
+  {
+    name: "x"
+    data_type: TYPE_FP32
+    dims: [ 1, 8, 8 ]
+  },
+  {
+    name: "sigma"
+    data_type: TYPE_FP32
+    dims: [ 1 ]
+    reshape: { shape: [ ] }
+  },
+  {
+    name: "class"
+    data_type: TYPE_INT64
+    dims: [ 1 ]
+    reshape: { shape: [ ] }
+  },
+  {
+    name: "w"
+    data_type: TYPE_FP32
+    dims: [ 1 ]
+    reshape: { shape: [ ] }
+  }
+]
+output [
+  {
+    name: "denoised"
+    data_type: TYPE_FP32
+    dims: [ 1, 8, 8 ]
+  }
+]
+dynamic_batching { max_queue_delay_microseconds: 100 }
+"#;
+
+#[test]
+fn triton_repository_for_a_dynamic_onnx_student() {
+    let dir = new_dir("triton-dyn");
+    let onnx = student_onnx(&dir, "guided.onnx", BatchMode::Dynamic);
+    let repo = dir.join("model_repository");
+    let r = write_repository(
+        &onnx,
+        &repo,
+        &TritonOptions {
+            name: None,
+            max_batch: Some(32),
+            engine: None,
+        },
+    )
+    .unwrap();
+    assert_eq!(r.model_dir, repo.join("guided"));
+    assert_eq!(r.model_file, repo.join("guided/1/model.onnx"));
+    assert_eq!(
+        std::fs::read(&onnx).unwrap(),
+        std::fs::read(&r.model_file).unwrap()
+    );
+    let text = std::fs::read_to_string(repo.join("guided/config.pbtxt")).unwrap();
+    assert_eq!(text, r.config_text);
+    let expected = format!(
+        "name: \"guided\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: 32\n{DYNAMIC_IO}"
+    );
+    assert_eq!(text, expected, "config.pbtxt:\n{text}");
+
+    // A fake engine without a sidecar: served as a TensorRT plan, default max batch.
+    let plan = dir.join("fake.plan");
+    std::fs::write(&plan, b"not really an engine").unwrap();
+    let r = write_repository(
+        &onnx,
+        &repo,
+        &TritonOptions {
+            name: Some("guided trt".into()),
+            max_batch: None,
+            engine: Some(plan.clone()),
+        },
+    )
+    .unwrap();
+    assert_eq!(r.model_file, repo.join("guided_trt/1/model.plan"));
+    assert!(
+        r.config_text
+            .starts_with("name: \"guided_trt\"\nplatform: \"tensorrt_plan\"\nmax_batch_size: 64\n")
+    );
+    assert!(r.config_text.ends_with(&format!(
+        "{DYNAMIC_IO}instance_group [ {{ count: 1, kind: KIND_GPU }} ]\n"
+    )));
+
+    // With a sidecar (as `export engine` writes it): its profile max is the default max batch,
+    // and it must have been built from this very file.
+    let b: BatchProfile = "1:4:16".parse().unwrap();
+    let mut sc = EngineSidecar {
+        flavor: Flavor::Rtx,
+        tensorrt_version: "1.7.1".into(),
+        library: "libtensorrt_rtx.so.1".into(),
+        onnx: onnx.display().to_string(),
+        onnx_sha256: export::engine::sha256_file(&onnx).unwrap(),
+        batch: b,
+        profile: expected_profiles(b),
+        network_layers: 1,
+        engine_layers: None,
+        deserialize: "no GPU".into(),
+        engine_bytes: 20,
+        timing_cache: None,
+    };
+    let write_sidecar = |sc: &EngineSidecar| {
+        let json = serde_json::to_string(&sc.to_json()).unwrap();
+        std::fs::write(sidecar_path(&plan), json).unwrap();
+        assert_eq!(&EngineSidecar::read_for(&plan).unwrap(), sc);
+    };
+    write_sidecar(&sc);
+    let opts = TritonOptions {
+        name: None,
+        max_batch: None,
+        engine: Some(plan.clone()),
+    };
+    let r = write_repository(&onnx, &repo, &opts).unwrap();
+    assert!(
+        r.config_text.contains("max_batch_size: 16\n"),
+        "{}",
+        r.config_text
+    );
+    sc.onnx_sha256 = "0".repeat(64);
+    write_sidecar(&sc);
+    let e = write_repository(&onnx, &repo, &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("built from another ONNX file"), "{e}");
+
+    // A missing engine is named with the command that builds it.
+    let e = write_repository(
+        &onnx,
+        &repo,
+        &TritonOptions {
+            name: None,
+            max_batch: None,
+            engine: Some(dir.join("missing.plan")),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("missing.plan") && e.contains("fewstep export engine"),
+        "{e}"
+    );
+}
+
+#[test]
+fn triton_repository_for_a_fixed_batch_file_has_full_shapes_and_no_batching() {
+    let dir = new_dir("triton-fixed");
+    let onnx = student_onnx(&dir, "fixed.onnx", BatchMode::Fixed(4));
+    let repo = dir.join("repo");
+    let opts = TritonOptions {
+        name: Some("digits".into()),
+        max_batch: None,
+        engine: None,
+    };
+    let r = write_repository(&onnx, &repo, &opts).unwrap();
+    let t = &r.config_text;
+    assert!(t.contains("max_batch_size: 0\n"), "{t}");
+    assert!(
+        t.contains("name: \"x\"\n    data_type: TYPE_FP32\n    dims: [ 4, 1, 8, 8 ]"),
+        "{t}"
+    );
+    assert!(
+        t.contains("name: \"sigma\"\n    data_type: TYPE_FP32\n    dims: [ 4 ]\n  }"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("reshape") && !t.contains("dynamic_batching"),
+        "{t}"
+    );
+    let e = write_repository(
+        &onnx,
+        &repo,
+        &TritonOptions {
+            max_batch: Some(8),
+            ..opts
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("fixed batch") && e.contains("--batch dynamic"),
+        "{e}"
+    );
+}
+
+#[test]
+fn triton_types_cover_fp16_and_int64() {
+    assert_eq!(triton_type(1), Some("TYPE_FP32"));
+    assert_eq!(triton_type(10), Some("TYPE_FP16"));
+    assert_eq!(triton_type(7), Some("TYPE_INT64"));
+    assert_eq!(triton_type(8), None); // STRING
+}
+
+#[test]
+fn batch_profiles_parse_and_follow_the_file() {
+    let p: BatchProfile = "1:8:64".parse().unwrap();
+    assert_eq!((p.min, p.opt, p.max), (1, 8, 64));
+    let n: BatchProfile = "4".parse().unwrap();
+    assert_eq!((n.min, n.opt, n.max), (4, 4, 4));
+    for bad in ["8:1:64", "0:1:2", "1:2", "a:b:c"] {
+        assert!(bad.parse::<BatchProfile>().is_err(), "{bad}");
+    }
+
+    let dir = new_dir("profile-fixed");
+    let onnx = student_onnx(&dir, "fixed.onnx", BatchMode::Fixed(4));
+    let inputs = declared_inputs(&read_model(&onnx).unwrap());
+    let e = input_profiles(&inputs, p, &onnx).unwrap_err().to_string();
+    assert!(e.contains("fixed batch of 4") && e.contains("4:4:4"), "{e}");
+    assert!(input_profiles(&inputs, n, &onnx).is_ok());
+}
+
+fn expected_profiles(b: BatchProfile) -> Vec<InputProfile> {
+    let one = |n: usize| vec![n as i64];
+    let img = |n: usize| vec![n as i64, 1, 8, 8];
+    let mut v = vec![InputProfile {
+        name: "x".into(),
+        min: img(b.min),
+        opt: img(b.opt),
+        max: img(b.max),
+    }];
+    for name in ["sigma", "class", "w"] {
+        v.push(InputProfile {
+            name: name.into(),
+            min: one(b.min),
+            opt: one(b.opt),
+            max: one(b.max),
+        });
+    }
+    v
+}
+
+#[test]
+fn no_tensorrt_error_names_library_variable_package_and_serving_commands() {
+    let dir = new_dir("no-trt");
+    let onnx = student_onnx(&dir, "guided.onnx", BatchMode::Dynamic);
+    let b: BatchProfile = "1:8:64".parse().unwrap();
+    let profiles = input_profiles(&declared_inputs(&read_model(&onnx).unwrap()), b, &onnx).unwrap();
+    assert_eq!(profiles, expected_profiles(b));
+    let out = dir.join("guided.plan");
+    let searched = vec![PathBuf::from("/nowhere")];
+
+    let m = missing_library_message(Flavor::Rtx, &searched, &onnx, &out, &profiles, None);
+    for want in [
+        "libtensorrt_rtx.so.1",
+        "libtensorrt_onnxparser_rtx.so.1",
+        "FEWSTEP_TENSORRT_LIB_DIR",
+        "/nowhere",
+        "tensorrt-rtx-cu13-libs",
+        "--minShapes=x:1x1x8x8,sigma:1,class:1,w:1",
+        "--optShapes=x:8x1x8x8,sigma:8,class:8,w:8",
+        "--maxShapes=x:64x1x8x8,sigma:64,class:64,w:64",
+        "--trt-min-shapes x:[1,1,8,8] sigma:[1] class:[1] w:[1]",
+    ] {
+        assert!(m.contains(want), "missing `{want}` in:\n{m}");
+    }
+    assert!(
+        m.contains(&format!("tensorrt_rtx --onnx={}", onnx.display())),
+        "{m}"
+    );
+
+    let tc = dir.join("timing.cache");
+    let m = missing_library_message(
+        Flavor::Datacenter,
+        &searched,
+        &onnx,
+        &out,
+        &profiles,
+        Some(&tc),
+    );
+    assert!(
+        m.contains("libnvinfer.so.11") && m.contains("libnvonnxparser.so.11"),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!(
+            "trtexec --onnx={} --saveEngine={}",
+            onnx.display(),
+            out.display()
+        )),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("--timingCacheFile={}", tc.display())),
+        "{m}"
+    );
+    assert!(
+        m.contains(&format!("--save-timing-cache {}", tc.display())),
+        "{m}"
+    );
+
+    // The real lookup: datacenter TensorRT 11 is not installed here (nor in CI).
+    if find_libraries(Flavor::Datacenter).is_err() {
+        let opts = EngineOptions {
+            batch: b,
+            flavor: Flavor::Datacenter,
+            timing_cache: None,
+        };
+        let e = build_engine(&onnx, &out, &opts).unwrap_err().to_string();
+        assert!(
+            e.contains("libnvinfer.so.11") && e.contains("trtexec --onnx="),
+            "{e}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
+fn tensorrt_rtx_engine_from_the_exported_student() {
+    let libs = match find_libraries(Flavor::Rtx) {
+        Ok(l) => l,
+        Err(searched) => {
+            eprintln!(
+                "SKIP tensorrt_rtx_engine_from_the_exported_student: libtensorrt_rtx.so.1 not in \
+                 {searched:?}; install with `{}` or set FEWSTEP_TENSORRT_LIB_DIR",
+                export::engine::RTX_PIP_INSTALL
+            );
+            return;
+        }
+    };
+    let dir = new_dir("engine");
+    let onnx = student_onnx(&dir, "guided.onnx", BatchMode::Dynamic);
+    let out = dir.join("guided.plan");
+    let b: BatchProfile = "1:2:4".parse().unwrap();
+    let opts = EngineOptions {
+        batch: b,
+        flavor: Flavor::Rtx,
+        timing_cache: None,
+    };
+    let r = build_engine(&onnx, &out, &opts);
+    if !BUILDER_COMPILED_IN {
+        let e = r.unwrap_err().to_string();
+        assert!(
+            e.contains("--features tensorrt") && e.contains("tensorrt_rtx --onnx="),
+            "{e}"
+        );
+        eprintln!(
+            "SKIP engine build: found {} but built without the `tensorrt` feature",
+            libs.builder.display()
+        );
+        return;
+    }
+    let sc = r.expect("TensorRT-RTX builds the tiny student");
+    let plan = std::fs::read(&out).unwrap();
+    assert!(!plan.is_empty());
+    assert_eq!(sc.engine_bytes, plan.len() as u64);
+    assert_eq!(sc.flavor, Flavor::Rtx);
+    assert!(
+        sc.tensorrt_version.starts_with("1."),
+        "{}",
+        sc.tensorrt_version
+    );
+    assert_eq!(sc.onnx_sha256, export::engine::sha256_file(&onnx).unwrap());
+    // The builder reports back the profile it was given, per input, with the static dims.
+    assert_eq!(sc.profile, expected_profiles(b));
+    // Parsed from this graph: at least one TensorRT layer per ONNX node.
+    let nodes = read_model(&onnx).unwrap().graph.unwrap().node.len() as i64;
+    assert!(
+        sc.network_layers >= nodes,
+        "{} layers < {nodes} nodes",
+        sc.network_layers
+    );
+    // Deserializing needs a CUDA driver; on a machine without one it fails and says so.
+    match sc.engine_layers {
+        Some(n) => assert!(n > 0 && sc.deserialize == "ok"),
+        None => {
+            assert!(
+                sc.deserialize.contains("deserializeCudaEngine"),
+                "{}",
+                sc.deserialize
+            );
+            eprintln!("engine not deserialized here: {}", sc.deserialize);
+        }
+    }
+    let back = EngineSidecar::read_for(&out).unwrap();
+    assert_eq!(back, sc);
+    assert!(sidecar_path(&out).ends_with("guided.plan.json"));
+
+    // The Triton repository takes the engine and its profile's max batch.
+    let r = write_repository(
+        &onnx,
+        &dir.join("repo"),
+        &TritonOptions {
+            name: None,
+            max_batch: None,
+            engine: Some(out.clone()),
+        },
+    )
+    .unwrap();
+    assert!(
+        r.config_text
+            .contains("platform: \"tensorrt_plan\"\nmax_batch_size: 4\n")
+    );
+    assert_eq!(std::fs::read(&r.model_file).unwrap(), plan);
+    let e = write_repository(
+        &onnx,
+        &dir.join("repo"),
+        &TritonOptions {
+            name: None,
+            max_batch: Some(8),
+            engine: Some(out),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("exceeds the engine profile's max batch 4"),
+        "{e}"
+    );
+}
