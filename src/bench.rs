@@ -7,8 +7,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use teacher::checkpoint::{Checkpoint, ModelKind};
-use teacher::edm::sampler::Sampler;
-use teacher::sample::{ClassChoice, SampleSpec};
+use teacher::sample::SampleSpec;
 
 use crate::cli::BenchSamplingArgs;
 
@@ -30,15 +29,7 @@ pub fn sampling(args: BenchSamplingArgs, device: Device, quiet: bool) -> Result<
     }
     let student_path = student::sample::resolve_model(&args.student, args.student_steps)?;
     let student = Checkpoint::load(&student_path)?;
-    let spec = |steps: usize, n: usize| SampleSpec {
-        n,
-        classes: ClassChoice::All,
-        steps,
-        sampler: Sampler::Euler,
-        guidance: args.guidance,
-        seed: 0,
-        batch_size: args.batch,
-    };
+    let spec = |steps: usize, n: usize| SampleSpec::eval(n, steps, args.guidance, 0, args.batch);
     // Warm-up: one batch of each, so allocator and thread-pool start-up count for neither.
     let warm = args.batch.min(args.n);
     timed(&student, &spec(args.student_steps, warm), &device)?;

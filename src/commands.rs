@@ -530,15 +530,7 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
                 bail!("--model needs --steps (e.g. --steps 50 for a teacher, 4 for a student)");
             };
             let ck = Checkpoint::load(&student::sample::resolve_model(run, steps)?)?;
-            let spec = SampleSpec {
-                n: args.n,
-                classes: ClassChoice::All,
-                steps,
-                sampler: Sampler::Euler,
-                guidance: args.guidance,
-                seed: args.seed,
-                batch_size: 250,
-            };
+            let spec = SampleSpec::eval(args.n, steps, args.guidance, args.seed, 250);
             let (s, _) = student::sample::sample_any(&ck, &spec, &device)?;
             (s.images, s.classes, ck.header.spec.shape)
         }
@@ -619,15 +611,7 @@ fn render(args: crate::cli::RenderArgs) -> Result<()> {
 fn latency(args: LatencyArgs, device: Device) -> Result<()> {
     let path = student::sample::resolve_model(&args.model, args.steps)?;
     let ck = Checkpoint::load(&path)?;
-    let spec = SampleSpec {
-        n: args.batch,
-        classes: ClassChoice::All,
-        steps: args.steps,
-        sampler: Sampler::Euler,
-        guidance: args.guidance,
-        seed: 0,
-        batch_size: args.batch,
-    };
+    let spec = SampleSpec::eval(args.batch, args.steps, args.guidance, 0, args.batch);
     let mut times = Vec::new();
     let mut nfe = 0;
     for rep in 0..=args.reps.max(1) {

@@ -12,9 +12,8 @@ use eval::fid::FeatureSpace;
 use eval::metrics::{Reference, score};
 use eval::report::{GuidancePoint, ModelResult, Results, write_report};
 use teacher::checkpoint::{Checkpoint, ModelKind};
-use teacher::edm::sampler::Sampler;
 use teacher::image_io::{grid, write_png};
-use teacher::sample::{ClassChoice, SampleSpec, Samples};
+use teacher::sample::{SampleSpec, Samples};
 
 use crate::cli::ReportArgs;
 use crate::commands::image_source;
@@ -56,15 +55,7 @@ fn sample_timed(
     guidance: f64,
     device: &Device,
 ) -> Result<(Samples, String, f64)> {
-    let spec = SampleSpec {
-        n: args.n,
-        classes: ClassChoice::All,
-        steps,
-        sampler: Sampler::Euler,
-        guidance,
-        seed: args.seed,
-        batch_size: args.batch,
-    };
+    let spec = SampleSpec::eval(args.n, steps, guidance, args.seed, args.batch);
     let t = Instant::now();
     let (s, plan) = student::sample::sample_any(ck, &spec, device)?;
     Ok((s, plan.sampler, t.elapsed().as_secs_f64()))

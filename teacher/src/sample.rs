@@ -65,6 +65,22 @@ pub struct SampleSpec {
     pub batch_size: usize,
 }
 
+impl SampleSpec {
+    /// What evaluation samples: classes 0, 1, … in turn, Euler steps (each model's own sampler
+    /// where it has one), the given guidance, seed and batch.
+    pub fn eval(n: usize, steps: usize, guidance: f64, seed: u64, batch_size: usize) -> Self {
+        Self {
+            n,
+            classes: ClassChoice::All,
+            steps,
+            sampler: Sampler::Euler,
+            guidance,
+            seed,
+            batch_size,
+        }
+    }
+}
+
 /// Images (`[n·C·H·W]` in ≈[−1, 1]), their classes, and the NFE per image.
 pub struct Samples {
     pub images: Vec<f32>,
