@@ -328,11 +328,12 @@ fn bench_unet(args: BenchUnetArgs, device: Device) -> Result<()> {
 
 fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Result<()> {
     use teacher::data::{DataConfig, DataSource, Split};
-    let (source, name) = match args.dataset {
-        DatasetArg::Digits => (DataSource::Digits, "digits"),
-        DatasetArg::Mnist => (DataSource::Mnist, "mnist"),
-        DatasetArg::Folder => (DataSource::Folder, "folder"),
+    let source = match args.dataset {
+        DatasetArg::Digits => DataSource::Digits,
+        DatasetArg::Mnist => DataSource::Mnist,
+        DatasetArg::Folder => DataSource::Folder,
     };
+    let name = source.name();
     let data = DataConfig {
         source,
         ..Default::default()

@@ -274,11 +274,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
     ]);
     let h_export = hash_of(&["export", &json(&cfg.export), &h_prog]);
 
-    let dataset = match cfg.teacher.data.source {
-        teacher::data::DataSource::Digits => "digits",
-        teacher::data::DataSource::Mnist => "mnist",
-        teacher::data::DataSource::Folder => "folder",
-    };
+    let dataset = cfg.teacher.data.source.name();
     let mut stages: Vec<Stage> = Vec::new();
     if args.from_teacher.is_none() {
         let (cfg_t, o) = (&cfg.teacher, opts(dir("teacher")));

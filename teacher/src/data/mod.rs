@@ -24,6 +24,17 @@ pub enum DataSource {
     Folder,
 }
 
+impl DataSource {
+    /// The name configs and reports use (`digits`, `mnist`, `folder`).
+    pub fn name(self) -> &'static str {
+        match self {
+            DataSource::Digits => "digits",
+            DataSource::Mnist => "mnist",
+            DataSource::Folder => "folder",
+        }
+    }
+}
+
 /// Which part of a dataset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Split {
