@@ -141,6 +141,56 @@ pub enum BenchCommand {
     /// Wall clock of N images from a student at few steps vs the teacher at many guided steps,
     /// same backend, batch and seed, in one run; prints the speedup.
     Sampling(BenchSamplingArgs),
+    /// Every ratio the project promises, over a finished pipeline run: training throughput vs
+    /// PyTorch, student-4 vs teacher-50 sampling, ONNX (tract) vs burn per batch, distillation vs
+    /// teacher training; writes `bench.json` and `bench.md`.
+    Suite(BenchSuiteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchSuiteArgs {
+    /// A `fewstep pipeline` output folder (its teacher, students, export and config are used).
+    #[arg(long)]
+    pub run: PathBuf,
+    /// Pipeline config (default: the one the run recorded in `RUN/pipeline.toml`).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Data folder for the distillation timing (default: the run's).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Output folder for bench.json and bench.md (default: RUN/bench).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Only these benchmarks (comma-separated: train, sampling, onnx, distill).
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
+    /// Teacher config whose U-Net is timed against the PyTorch twin (which defines that network).
+    #[arg(long, default_value = "configs/mnist.toml")]
+    pub unet_config: PathBuf,
+    /// Python interpreter with torch for `bench/pytorch_unet.py`.
+    #[arg(long, default_value = "python3")]
+    pub python: PathBuf,
+    #[arg(long, default_value = "bench/pytorch_unet.py")]
+    pub pytorch_script: PathBuf,
+    /// Timed repetitions (U-Net steps; ONNX runs are twice this).
+    #[arg(long, default_value_t = 5)]
+    pub reps: usize,
+    /// Images per model in the sampling benchmark.
+    #[arg(long, default_value_t = 1000)]
+    pub n: usize,
+    /// Images per forward batch in the sampling benchmark (both models).
+    #[arg(long, default_value_t = 250)]
+    pub batch: usize,
+    #[arg(long, default_value_t = 50)]
+    pub teacher_steps: usize,
+    #[arg(long, default_value_t = 4)]
+    pub student_steps: usize,
+    /// Batch sizes of the ONNX benchmark.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    pub onnx_batch: Vec<usize>,
+    /// Optimizer steps timed per training stage (the second half is the measured window).
+    #[arg(long, default_value_t = 8)]
+    pub distill_steps: u64,
 }
 
 #[derive(Args, Debug)]

@@ -4,27 +4,21 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
-use burn::module::Module;
-use burn::optim::GradientsParams;
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::Device;
 use serde::Serialize;
 
 use teacher::backend::DeviceChoice;
 use teacher::checkpoint::{Checkpoint, ModelKind};
 use teacher::config::TeacherConfig;
-use teacher::edm::guidance::Guided;
-use teacher::edm::loss::edm_loss;
 use teacher::edm::sampler::Sampler;
-use teacher::edm::{Cond, Denoiser};
 use teacher::image_io::{grid, write_png};
-use teacher::model::ModelSpec;
 use teacher::sample::{ClassChoice, SampleSpec};
 use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
-    BenchCommand, BenchUnetArgs, ClassifyArgs, Cli, Command, DatasetArg, DeviceArg, EvalCommand,
-    FidArgs, LatencyArgs, SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand,
-    TrainArgs, TrainFeaturesArgs,
+    ClassifyArgs, Cli, Command, DatasetArg, DeviceArg, EvalCommand, FidArgs, LatencyArgs,
+    SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs,
+    TrainFeaturesArgs,
 };
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -35,12 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
         } => teacher_train(args, device, cli.quiet),
         Command::Sample(args) => sample(args, device),
         Command::Student { command } => student_cmd(command, device, cli.quiet),
-        Command::Bench {
-            command: BenchCommand::Unet(args),
-        } => bench_unet(args, device),
-        Command::Bench {
-            command: BenchCommand::Sampling(args),
-        } => crate::bench::sampling(args, device, cli.quiet),
+        Command::Bench { command } => crate::bench::run(command, device, cli.quiet),
         Command::Eval {
             command: EvalCommand::TrainFeatures(args),
         } => train_features(args, device, cli.quiet),
@@ -209,123 +198,6 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
 }
 
 /// Median of timings in seconds.
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
-
-fn bench_unet(args: BenchUnetArgs, device: Device) -> Result<()> {
-    let cfg = TeacherConfig::from_file(&args.config)?;
-    let shape = cfg.data.nominal_shape().with_context(|| {
-        format!(
-            "`{}`: set `data.resolution` so the benchmark knows the image size",
-            args.config.display()
-        )
-    })?;
-    let spec = ModelSpec {
-        unet: cfg.model.clone(),
-        shape,
-        num_classes: 10,
-        sigma_data: cfg.diffusion.sigma_data,
-        precond: teacher::edm::precond::Precond::Edm,
-    };
-    let b = args.batch.unwrap_or(cfg.train.batch_size);
-    let reps = args.reps.max(1);
-    let ad = device.clone().autodiff();
-    let mut model = spec.init(&ad);
-    println!(
-        "U-Net of `{}`: {} parameters, batch {b} × {}×{}×{}",
-        args.config.display(),
-        model.num_params(),
-        shape.channels,
-        shape.height,
-        shape.width
-    );
-    let mut optim = burn::optim::AdamConfig::new().init();
-    let randn = |dims: [usize; 4], dev: &Device| {
-        let n = dims.iter().product();
-        Tensor::<4>::from_data(
-            TensorData::new(
-                teacher::rng::normals(&mut teacher::rng::rng(0, teacher::rng::Stream::Eval, 0), n),
-                dims,
-            ),
-            dev,
-        )
-    };
-    let labels = |dev: &Device| {
-        Tensor::<1, Int>::from_data(
-            TensorData::new((0..b as i64).map(|i| i % 10).collect::<Vec<_>>(), [b]),
-            dev,
-        )
-    };
-    let dims = [b, shape.channels, shape.height, shape.width];
-    let mut train_times = Vec::new();
-    for rep in 0..=reps {
-        let t = Instant::now();
-        let cond = Cond {
-            class: labels(&ad),
-            extra: None,
-        };
-        let loss = edm_loss(
-            &model,
-            randn(dims, &ad),
-            &cond,
-            Tensor::zeros([b], &ad),
-            randn(dims, &ad),
-            &cfg.diffusion.sigma_dist,
-            spec.sigma_data,
-        )
-        .mean();
-        let _ = loss.clone().into_scalar::<f32>();
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(1e-4, model, grads);
-        // Force the update to finish before stopping the clock.
-        let _ = model.clone().valid().num_params();
-        if rep > 0 {
-            train_times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let infer = model.valid();
-    let guided = Guided {
-        model: &infer,
-        w: 2.0,
-        null_class: 10,
-    };
-    let mut sample_times = Vec::new();
-    for rep in 0..=reps {
-        let t = Instant::now();
-        let x = randn(dims, &device);
-        let d = guided.denoise(
-            x,
-            Tensor::full([b], 1.0, &device),
-            &Cond {
-                class: labels(&device),
-                extra: None,
-            },
-        );
-        let _ = d.into_data();
-        if rep > 0 {
-            sample_times.push(t.elapsed().as_secs_f64());
-        }
-    }
-    let (tt, ts) = (median(train_times), median(sample_times));
-    println!(
-        "train step:          {:8.1} ms  → {:8.1} img/s (fwd + bwd + Adam)",
-        tt * 1e3,
-        b as f64 / tt
-    );
-    println!(
-        "guided sampling step:{:8.1} ms  → {:8.1} img/s (2 NFE per image)",
-        ts * 1e3,
-        b as f64 / ts
-    );
-    println!(
-        "→ 50 guided steps for 1,000 images ≈ {:.1} s",
-        ts * 50.0 * 1000.0 / b as f64
-    );
-    Ok(())
-}
-
 fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Result<()> {
     use teacher::data::{DataConfig, DataSource, Split};
     let source = match args.dataset {

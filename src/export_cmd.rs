@@ -86,6 +86,14 @@ pub struct OnnxArgs {
     /// `fp32`, or `fp16`: float16 weights and image path, float32 conditioning and I/O.
     #[arg(long, default_value_t = Precision::Fp32)]
     pub precision: Precision,
+    /// Export the whole S-step sampler as one graph (noise, class, w and — consistency — the
+    /// per-step re-noising noise in; the image out): one engine call per batch.
+    #[arg(long)]
+    pub unroll_steps: Option<usize>,
+    /// Guidance weight of an unrolled teacher (a constant of its graph; students take w as an
+    /// input, this is only checked against their trained range).
+    #[arg(long, default_value_t = 2.0)]
+    pub guidance: f64,
 }
 
 #[derive(Args, Debug)]
@@ -142,7 +150,15 @@ pub fn run(command: ExportCommand, device: Device) -> Result<()> {
 }
 
 fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
-    let source = Source::load(&a.model, a.steps, &device)?;
+    let source = match a.unroll_steps {
+        None => Source::load(&a.model, a.steps, &device)?,
+        Some(s) => {
+            if a.steps.is_some_and(|given| given != s) {
+                bail!("`--steps` and `--unroll-steps` disagree: give `--unroll-steps {s}` alone");
+            }
+            Source::load_unrolled(&a.model, s, a.guidance, &device)?
+        }
+    };
     let opts = ExportOptions {
         opset: a.opset,
         batch: a.batch,
@@ -151,6 +167,21 @@ fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
     let model = export_model(&source, &opts)
         .with_context(|| format!("exporting `{}` to ONNX", source.path.display()))?;
     let bytes = write_model(&model, &a.out)?;
+    if let Some(u) = &source.unroll {
+        println!(
+            "unrolled: {} steps of {} (NFE {}), guidance {}; inputs {}",
+            u.steps,
+            u.plan.description,
+            u.plan.nfe(u.steps),
+            u.guidance,
+            source
+                .inputs
+                .iter()
+                .map(|i| i.name())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
     println!(
         "exported {:?} model `{}` → `{}` ({:.1} KiB, opset {}, batch {}, {})",
         source.kind(),
@@ -166,7 +197,7 @@ fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
 }
 
 fn check_cmd(a: CheckArgs, device: Device) -> Result<()> {
-    let source = Source::load(&a.model, a.steps, &device)?;
+    let source = Source::for_file(&a.onnx, &a.model, a.steps, &device)?;
     let opts = CheckOptions {
         batch: a.batch,
         seed: a.seed,
@@ -177,6 +208,17 @@ fn check_cmd(a: CheckArgs, device: Device) -> Result<()> {
     println!("{}", r.ops);
     for p in &r.saved {
         println!("wrote {}", p.display());
+    }
+    if let Some(u) = &source.unroll {
+        println!(
+            "unrolled {}-step sampler: compared with `fewstep sample --model {} --steps {} --guidance {} --n {} --seed {}` (the same noise, classes 0, 1, …)",
+            u.steps,
+            a.model.display(),
+            u.steps,
+            u.guidance,
+            r.batch,
+            a.seed
+        );
     }
     println!(
         "parity `{}` ({}) vs burn (`{}`), batch {}, seed {}: max abs error {:.3e} (max |burn| {:.3}), tolerance {:.0e}",
@@ -210,7 +252,7 @@ fn check_cmd(a: CheckArgs, device: Device) -> Result<()> {
 }
 
 fn bench_cmd(a: BenchArgs, device: Device) -> Result<()> {
-    let source = Source::load(&a.model, a.steps, &device)?;
+    let source = Source::for_file(&a.onnx, &a.model, a.steps, &device)?;
     let rows = bench(&a.onnx, &source, &device, &a.batch, a.reps, a.seed)?;
     println!(
         "`{}` (tract, CPU) vs burn ({:?}) on `{}`, median of {} runs:",

@@ -6,6 +6,7 @@ mod commands;
 mod export_cmd;
 mod pipeline;
 mod report;
+mod serving;
 
 use std::process::ExitCode;
 

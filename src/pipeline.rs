@@ -82,7 +82,9 @@ impl Default for EvalStage {
     }
 }
 
-/// ONNX export of the shipped student (the 4-step progressive round, or the step count given).
+/// Serving artefacts of the shipped student (the 4-step progressive round, or the step count
+/// given): ONNX + parity check, a TensorRT engine where a TensorRT library is found (else the
+/// command that builds it on the serving host), and a Triton model repository.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ExportStage {
@@ -90,6 +92,10 @@ pub struct ExportStage {
     pub steps: usize,
     /// Batch size of the parity check.
     pub check_batch: usize,
+    /// TensorRT optimisation profile over the batch axis, MIN:OPT:MAX.
+    pub engine_batch: String,
+    /// Guidance weight the unrolled sampler is checked at (its w stays an input).
+    pub guidance: f64,
 }
 
 impl Default for ExportStage {
@@ -97,6 +103,8 @@ impl Default for ExportStage {
         Self {
             steps: 4,
             check_batch: 8,
+            engine_batch: "1:8:64".into(),
+            guidance: 2.0,
         }
     }
 }
@@ -137,6 +145,10 @@ impl PipelineConfig {
                 self.export.steps
             );
         }
+        self.export
+            .engine_batch
+            .parse::<export::engine::BatchProfile>()
+            .map_err(|e| anyhow::anyhow!("export.engine_batch: {e}"))?;
         if self.eval.n == 0 {
             bail!("eval.n = 0: the report needs at least one sample per model");
         }
@@ -148,6 +160,12 @@ impl PipelineConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 struct State {
     stages: Vec<StageRecord>,
+    /// The teacher the students were distilled from (`RUN/teacher` or `--from-teacher`).
+    #[serde(default)]
+    teacher: Option<PathBuf>,
+    /// `--data DIR` of the run.
+    #[serde(default)]
+    data: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -158,6 +176,39 @@ struct StageRecord {
 }
 
 const STATE_FILE: &str = "pipeline.json";
+/// The effective config of a run, written when it starts.
+const CONFIG_FILE: &str = "pipeline.toml";
+
+/// What a pipeline run folder holds, for commands that work on one (`bench suite`).
+pub struct PipelineRun {
+    pub config: PipelineConfig,
+    pub teacher: PathBuf,
+    pub data: Option<PathBuf>,
+}
+
+impl PipelineRun {
+    pub fn open(run: &Path) -> Result<Self> {
+        if !run.join(STATE_FILE).is_file() {
+            bail!(
+                "`{}` is not a pipeline run (no {STATE_FILE}): make one with `fewstep pipeline --out {}`",
+                run.display(),
+                run.display()
+            );
+        }
+        let state = State::load(run)?;
+        let cfg_file = run.join(CONFIG_FILE);
+        let config = if cfg_file.is_file() {
+            PipelineConfig::from_file(&cfg_file)?
+        } else {
+            PipelineConfig::default()
+        };
+        Ok(Self {
+            config,
+            teacher: state.teacher.unwrap_or_else(|| run.join("teacher")),
+            data: state.data,
+        })
+    }
+}
 
 impl State {
     fn load(run: &Path) -> Result<Self> {
@@ -221,6 +272,10 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
     }
     let mut state = State::load(&run)?;
     let data = args.data.clone();
+    if !args.dry_run {
+        let text = toml::to_string(&cfg).context("serializing the pipeline config")?;
+        teacher::checkpoint::write_atomic(&run.join(CONFIG_FILE), text.as_bytes())?;
+    }
     let data_key = data
         .as_ref()
         .map(|d| d.display().to_string())
@@ -254,6 +309,13 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             hash_of(&["teacher", &json(&cfg.teacher), &data_key]),
         ),
     };
+    let teacher_batch = match &args.from_teacher {
+        Some(t) => teacher::checkpoint::Checkpoint::load(t)
+            .ok()
+            .and_then(|ck| toml::from_str::<TeacherConfig>(&ck.header.config).ok())
+            .map_or(cfg.teacher.train.batch_size, |c| c.train.batch_size),
+        None => cfg.teacher.train.batch_size,
+    };
     let h_guided = hash_of(&["guided", &json(&cfg.guided), &h_teacher]);
     let h_prog = hash_of(&["progressive", &json(&cfg.progressive), &h_guided]);
     let h_cons = hash_of(&["consistency", &json(&cfg.consistency), &h_guided]);
@@ -263,6 +325,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
         &json(&cfg.teacher.data),
         &data_key,
     ]);
+    let h_export = hash_of(&["export", &json(&cfg.export), &h_prog]);
     let h_report = hash_of(&[
         "report",
         &json(&cfg.eval),
@@ -271,8 +334,13 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
         &h_prog,
         &h_cons,
         &h_feat,
+        &h_export,
     ]);
-    let h_export = hash_of(&["export", &json(&cfg.export), &h_prog]);
+    if !args.dry_run {
+        state.teacher = Some(teacher_dir.clone());
+        state.data = data.clone();
+        state.save(&run)?;
+    }
 
     let dataset = cfg.teacher.data.source.name();
     let mut stages: Vec<Stage> = Vec::new();
@@ -372,6 +440,15 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
         });
     }
     {
+        let (prog, out) = (dir("progressive"), dir("export"));
+        let (dev, ex) = (device.clone(), cfg.export.clone());
+        stages.push(Stage {
+            name: "export",
+            hash: h_export.clone(),
+            run: Box::new(move || crate::serving::ship(&prog, &out, &ex, &dev)),
+        });
+    }
+    {
         let e = cfg.eval.clone();
         let reference = format!("{dataset}-test");
         let args_r = ReportArgs {
@@ -401,52 +478,25 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             title: format!("fewstep pipeline report ({dataset})"),
         };
         let dev = device.clone();
+        let (run_dir, t_dir) = (run.clone(), teacher_dir.clone());
+        let batches = [
+            ("teacher", teacher_batch),
+            ("guided", cfg.guided.train.batch_size),
+            ("progressive", cfg.progressive.train.batch_size),
+            ("consistency", cfg.consistency.train.batch_size),
+        ];
         stages.push(Stage {
             name: "report",
             hash: h_report.clone(),
             run: Box::new(move || {
-                crate::report::report(args_r, dev, quiet)?;
+                let recorded = State::load(&run_dir)?;
+                let seconds = |name: &str| recorded.done(name).map(|r| r.seconds);
+                let sections = vec![
+                    crate::serving::section(&run_dir.join("export"))?,
+                    training_cost(&run_dir, &t_dir, &batches, seconds),
+                ];
+                crate::report::report_with(args_r, dev, quiet, sections)?;
                 Ok("report.md, report.html, results.json".into())
-            }),
-        });
-    }
-    {
-        let (prog, out, dev) = (dir("progressive"), dir("export"), device.clone());
-        let (steps, batch) = (cfg.export.steps, cfg.export.check_batch);
-        stages.push(Stage {
-            name: "export",
-            hash: h_export.clone(),
-            run: Box::new(move || {
-                let source = export::source::Source::load(&prog, Some(steps), &dev)?;
-                let model = export::export_model(&source, &export::ExportOptions::default())?;
-                std::fs::create_dir_all(&out)?;
-                let file = out.join(format!("student-{steps}.onnx"));
-                export::write_model(&model, &file)?;
-                let r = export::check::check(
-                    &file,
-                    &source,
-                    &dev,
-                    &export::check::CheckOptions {
-                        batch,
-                        seed: 0,
-                        tolerance: None,
-                        save_io: None,
-                    },
-                )?;
-                if !r.passed() {
-                    bail!(
-                        "`{}` differs from burn by {:.3e} > {:.0e}",
-                        file.display(),
-                        r.max_abs_err,
-                        r.tolerance
-                    );
-                }
-                Ok(format!(
-                    "{} (parity {:.1e} ≤ {:.0e} under tract)",
-                    file.display(),
-                    r.max_abs_err,
-                    r.tolerance
-                ))
             }),
         });
     }
@@ -509,4 +559,81 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
         dir("report").join("report.md").display()
     );
     Ok(())
+}
+
+/// The report's "Training cost" section: each stage's training time as its own `metrics.jsonl`
+/// logs it (whatever process and threads ran it, across resumes), and this pipeline's wall
+/// clock for the stages it ran itself.
+fn training_cost(
+    run: &Path,
+    teacher_dir: &Path,
+    batches: &[(&str, usize)],
+    pipeline_seconds: impl Fn(&str) -> Option<f64>,
+) -> eval::report::Section {
+    use std::fmt::Write as _;
+    let logged = |name: &str, batch: usize| -> Option<teacher::train::LoggedTime> {
+        if name == "teacher" {
+            return teacher::train::logged_seconds(teacher_dir, batch);
+        }
+        let dir = run.join(name);
+        if name != "progressive" {
+            return teacher::train::logged_seconds(&dir, batch);
+        }
+        let rounds = student::progressive::available_rounds(&dir);
+        let times: Option<Vec<_>> = rounds
+            .iter()
+            .map(|&r| {
+                teacher::train::logged_seconds(&student::progressive::round_dir(&dir, r), batch)
+            })
+            .collect();
+        let times = times.filter(|t| !t.is_empty())?;
+        Some(teacher::train::LoggedTime {
+            steps: times.iter().map(|t| t.steps).sum(),
+            seconds: times.iter().map(|t| t.seconds).sum(),
+        })
+    };
+    let rows: Vec<(&str, Option<teacher::train::LoggedTime>, Option<f64>)> = batches
+        .iter()
+        .map(|&(name, b)| (name, logged(name, b), pipeline_seconds(name)))
+        .collect();
+    let teacher_s = rows[0].1.map(|t| t.seconds);
+    let distill_s: Option<f64> = rows[1..].iter().map(|r| r.1.map(|t| t.seconds)).sum();
+    let mut md = String::from(
+        "Training time per stage as each run's `metrics.jsonl` logs it (Σ steps × batch ÷ img/s: \
+         the run's own backend and threads, summed over resumes), and the wall clock of the \
+         stages this pipeline invocation ran itself (resumed stages count only their last part).\n\n\
+         | stage | optimizer steps | logged training s | × teacher | this pipeline's wall clock s |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    let mut data = serde_json::Map::new();
+    for (name, t, p) in &rows {
+        let ratio = match (t, teacher_s) {
+            (Some(t), Some(ts)) => format!("{:.2}", t.seconds / ts),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {ratio} | {} |",
+            t.map_or("–".into(), |t| t.steps.to_string()),
+            t.map_or("–".into(), |t| format!("{:.0}", t.seconds)),
+            p.map_or("–".into(), |s| format!("{s:.0}")),
+        );
+        data.insert(
+            name.to_string(),
+            serde_json::json!({ "logged": t, "pipeline_seconds": p }),
+        );
+    }
+    if let (Some(d), Some(ts)) = (distill_s, teacher_s) {
+        let _ = writeln!(
+            md,
+            "\nDistillation (guided + progressive + consistency): {d:.0} s = {:.2}× the teacher's {ts:.0} s.",
+            d / ts
+        );
+        data.insert("distillation_vs_teacher".into(), serde_json::json!(d / ts));
+    }
+    eval::report::Section {
+        title: "Training cost".into(),
+        markdown: md,
+        data: serde_json::Value::Object(data),
+    }
 }

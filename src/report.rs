@@ -61,7 +61,25 @@ fn sample_timed(
     Ok((s, plan.sampler, t.elapsed().as_secs_f64()))
 }
 
+/// This process's command line, quoted where an argument has a space.
+pub fn command_line() -> String {
+    std::env::args()
+        .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 pub fn report(args: ReportArgs, device: Device, quiet: bool) -> Result<()> {
+    report_with(args, device, quiet, Vec::new())
+}
+
+/// [`report`] with further sections (the pipeline's serving and training-cost sections).
+pub fn report_with(
+    args: ReportArgs,
+    device: Device,
+    quiet: bool,
+    sections: Vec<eval::report::Section>,
+) -> Result<()> {
     let space = FeatureSpace::load(&args.features, &device)?;
     let channels = space.shape().map(|s| s.channels).unwrap_or(1);
     let (ref_imgs, _, ref_shape) = image_source(&args.reference, args.data.as_deref(), channels)?;
@@ -158,10 +176,7 @@ pub fn report(args: ReportArgs, device: Device, quiet: bool) -> Result<()> {
     }
     let mut results = Results {
         title: args.title.clone(),
-        command: std::env::args()
-            .map(|a| if a.contains(' ') { format!("'{a}'") } else { a })
-            .collect::<Vec<_>>()
-            .join(" "),
+        command: command_line(),
         features: space.name(),
         reference: args.reference.clone(),
         real_vs_real,
@@ -169,6 +184,7 @@ pub fn report(args: ReportArgs, device: Device, quiet: bool) -> Result<()> {
         models,
         guidance_sweep: sweep,
         headline: Default::default(),
+        sections,
     };
     results.compute_headline();
     write_report(&args.out, &results)?;

@@ -71,6 +71,17 @@ pub struct Results {
     pub models: Vec<ModelResult>,
     pub guidance_sweep: Vec<GuidancePoint>,
     pub headline: Headline,
+    /// Further sections (serving artefacts, training cost, …) with their numbers.
+    #[serde(default)]
+    pub sections: Vec<Section>,
+}
+
+/// A titled markdown section of a report and the data behind it.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Section {
+    pub title: String,
+    pub markdown: String,
+    pub data: serde_json::Value,
 }
 
 impl Results {
@@ -240,6 +251,9 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
             m.seconds_per_1000,
             x.n_samples
         );
+    }
+    for sec in &r.sections {
+        let _ = writeln!(md, "\n## {}\n\n{}", sec.title, sec.markdown.trim_end());
     }
     for (title, file) in plots {
         let _ = writeln!(md, "\n## {title}\n\n![{title}]({file})");

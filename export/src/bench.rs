@@ -58,7 +58,7 @@ pub fn bench(
             plan.run(feeds)?;
             let tt = t.elapsed().as_secs_f64();
             let t = Instant::now();
-            batch.burn_forward(&source.model, device);
+            batch.burn_run(source, device);
             let tb = t.elapsed().as_secs_f64();
             if rep > 0 {
                 tract.push(tt * 1e3);

@@ -27,7 +27,34 @@ pub enum Input {
     Class,
     /// The guidance weight w per example, `[N]` float (students only: it is their extra input).
     W,
+    /// Unrolled samplers: the initial unit Gaussian noise, `[N, C, H, W]` float (x_0 = σ_0·noise).
+    Noise,
+    /// Unrolled multistep consistency: the unit noise z_k (k ≥ 1) re-noising step k.
+    Renoise(u8),
 }
+
+/// Graph-input names of the re-noising noises z_1 … z_15 (index 0 unused).
+const RENOISE_NAMES: [&str; 16] = [
+    "renoise_0",
+    "renoise_1",
+    "renoise_2",
+    "renoise_3",
+    "renoise_4",
+    "renoise_5",
+    "renoise_6",
+    "renoise_7",
+    "renoise_8",
+    "renoise_9",
+    "renoise_10",
+    "renoise_11",
+    "renoise_12",
+    "renoise_13",
+    "renoise_14",
+    "renoise_15",
+];
+
+/// Most steps an unrolled export takes (one re-noising input per step after the first).
+pub const MAX_UNROLL_STEPS: usize = RENOISE_NAMES.len();
 
 impl Input {
     /// The graph input's name.
@@ -37,6 +64,8 @@ impl Input {
             Input::Sigma => "sigma",
             Input::Class => "class",
             Input::W => "w",
+            Input::Noise => "noise",
+            Input::Renoise(k) => RENOISE_NAMES[usize::from(k) % RENOISE_NAMES.len()],
         }
     }
 
@@ -51,7 +80,9 @@ impl Input {
     /// Dims for a batch of `n` images of `shape`.
     pub fn dims(self, n: usize, shape: ImageShape) -> Vec<usize> {
         match self {
-            Input::X => vec![n, shape.channels, shape.height, shape.width],
+            Input::X | Input::Noise | Input::Renoise(_) => {
+                vec![n, shape.channels, shape.height, shape.width]
+            }
             _ => vec![n],
         }
     }
@@ -59,6 +90,8 @@ impl Input {
 
 /// Name of the graph's only output, the denoised image `[N, C, H, W]`.
 pub const OUTPUT: &str = "denoised";
+/// Name of an unrolled sampler's only output, the sampled image `[N, C, H, W]`.
+pub const UNROLLED_OUTPUT: &str = "image";
 
 /// The inputs of a model of `kind`: teachers take (x, σ, class); every student also takes w.
 pub fn inputs_of(kind: ModelKind) -> Vec<Input> {
@@ -79,8 +112,10 @@ pub struct Captured {
     pub values: BTreeMap<TensorId, TensorData>,
     /// The graph inputs, in order, with their tensor ids.
     pub inputs: Vec<(Input, TensorId)>,
-    /// The denoised image.
+    /// The denoised image (or, unrolled, the sampled one).
     pub output: TensorId,
+    /// The output's graph name ([`OUTPUT`] or [`UNROLLED_OUTPUT`]).
+    pub output_name: &'static str,
     /// Parameter paths (`unet.enc.0.blocks.1.conv1.weight`) of the recorded parameters.
     pub param_names: HashMap<TensorId, String>,
     pub batch: usize,
@@ -146,7 +181,7 @@ fn sample_input(input: Input, n: usize, shape: ImageShape) -> TensorData {
     let dims = input.dims(n, shape);
     let len = dims.iter().product();
     match input {
-        Input::X => TensorData::new(vec![0.0f32; len], dims),
+        Input::X | Input::Noise | Input::Renoise(_) => TensorData::new(vec![0.0f32; len], dims),
         Input::Sigma | Input::W => TensorData::new(vec![1.0f32; len], dims),
         Input::Class => TensorData::new(vec![0i64; len], dims),
     }
@@ -161,6 +196,55 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Record `model.forward` on a batch of `batch` examples with the given `inputs`.
 pub fn capture_forward(model: &EdmModel, inputs: &[Input], batch: usize) -> Result<Captured> {
+    capture_with(model, inputs, batch, OUTPUT, |m, t| {
+        Some(m.forward(
+            t.x.clone()?,
+            t.sigma.clone()?,
+            t.class.clone()?,
+            t.w.clone(),
+        ))
+    })
+}
+
+/// Record a whole sampler, `plan` unrolled: noise (and re-noising noises), class and w in, the
+/// sampled image out — the very `student::sample::run_plan` that `fewstep sample` runs.
+pub fn capture_sampler(
+    model: &EdmModel,
+    plan: &student::sample::SamplerPlan,
+    inputs: &[Input],
+    batch: usize,
+) -> Result<Captured> {
+    capture_with(model, inputs, batch, UNROLLED_OUTPUT, |m, t| {
+        let noises = t.noises.clone();
+        if noises.len() != plan.noises() {
+            return None;
+        }
+        let cond = teacher::edm::Cond {
+            class: t.class.clone()?,
+            extra: t.w.clone(),
+        };
+        Some(student::sample::run_plan(m, plan, &noises, &cond).x)
+    })
+}
+
+/// The input tensors of one capture, by role.
+struct Tensors {
+    x: Option<Tensor<4>>,
+    sigma: Option<Tensor<1>>,
+    class: Option<Tensor<1, Int>>,
+    w: Option<Tensor<1>>,
+    /// Noise, then z_1, z_2, … in step order.
+    noises: Vec<Tensor<4>>,
+}
+
+/// Record `f(model, inputs)` on the capture device.
+fn capture_with(
+    model: &EdmModel,
+    inputs: &[Input],
+    batch: usize,
+    output_name: &'static str,
+    f: impl FnOnce(&EdmModel, &Tensors) -> Option<Tensor<4>>,
+) -> Result<Captured> {
     let shape = model.unet_shape();
     let device = Device::capture();
     let mut meta: Option<Result<Boundary>> = None;
@@ -170,34 +254,44 @@ pub fn capture_forward(model: &EdmModel, inputs: &[Input], batch: usize) -> Resu
             let m = model.clone().to_device(&device);
             let mut names = ParamNames::default();
             m.visit(&mut names);
-            let mut x = None;
-            let mut sigma = None;
-            let mut class = None;
-            let mut w = None;
+            let mut t = Tensors {
+                x: None,
+                sigma: None,
+                class: None,
+                w: None,
+                noises: Vec::new(),
+            };
             let mut ids = Vec::new();
+            // Re-noising inputs are fed in step order whatever their position.
+            let mut renoise: Vec<(u8, Tensor<4>)> = Vec::new();
             for &input in inputs {
                 let data = sample_input(input, batch, shape);
                 let id = match input {
-                    Input::X => {
-                        let t = Tensor::<4>::from_data(data, &device);
-                        let id = id_of(&t);
-                        x = Some(t);
+                    Input::X | Input::Noise | Input::Renoise(_) => {
+                        let v = Tensor::<4>::from_data(data, &device);
+                        let id = id_of(&v);
+                        match input {
+                            Input::X => t.x = Some(v),
+                            Input::Noise => t.noises.insert(0, v),
+                            Input::Renoise(k) => renoise.push((k, v)),
+                            _ => unreachable!("matched above"),
+                        }
                         id
                     }
                     Input::Sigma | Input::W => {
-                        let t = Tensor::<1>::from_data(data, &device);
-                        let id = id_of(&t);
+                        let v = Tensor::<1>::from_data(data, &device);
+                        let id = id_of(&v);
                         if input == Input::Sigma {
-                            sigma = Some(t);
+                            t.sigma = Some(v);
                         } else {
-                            w = Some(t);
+                            t.w = Some(v);
                         }
                         id
                     }
                     Input::Class => {
-                        let t = Tensor::<1, Int>::from_data(data, &device);
-                        let id = int_id_of(&t);
-                        class = Some(t);
+                        let v = Tensor::<1, Int>::from_data(data, &device);
+                        let id = int_id_of(&v);
+                        t.class = Some(v);
                         id
                     }
                 };
@@ -209,11 +303,14 @@ pub fn capture_forward(model: &EdmModel, inputs: &[Input], batch: usize) -> Resu
                     }
                 }
             }
-            let (Some(x), Some(sigma), Some(class)) = (x, sigma, class) else {
-                meta = Some(Err(fail("x, sigma and class are required inputs")));
+            renoise.sort_by_key(|(k, _)| *k);
+            t.noises.extend(renoise.into_iter().map(|(_, v)| v));
+            let Some(out) = f(&m, &t) else {
+                meta = Some(Err(fail(
+                    "the inputs do not match what the recorded function takes",
+                )));
                 return scope.complete([], []);
             };
-            let out = m.forward(x, sigma, class, w);
             let Some(out_id) = id_of(&out) else {
                 meta = Some(Err(fail("the output did not land on the capture device")));
                 return scope.complete([], []);
@@ -240,6 +337,7 @@ pub fn capture_forward(model: &EdmModel, inputs: &[Input], batch: usize) -> Resu
         values: captured.values,
         inputs,
         output,
+        output_name,
         param_names,
         batch,
     })

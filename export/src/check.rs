@@ -84,7 +84,7 @@ pub fn check(
     let precision = crate::precision::of_model(&model);
     let order = match_inputs(onnx, &model, source, opts.batch)?;
     let batch = Batch::random(source, opts.batch, opts.seed);
-    let want = batch.burn_forward(&source.model, device);
+    let want = batch.reference(source, device)?;
     let plan = TractPlan::load(onnx, &order, opts.batch, source)?;
     let got = plan.run(plan.feeds(&batch)?)?;
     if got.len() != want.len() {

@@ -8,7 +8,7 @@ use std::str::FromStr;
 use teacher::checkpoint::write_atomic;
 use tract_onnx::pb;
 
-use crate::capture::capture_forward;
+use crate::capture::{Captured, capture_forward, capture_sampler};
 use crate::dynamic;
 use crate::error::{ExportError, Result};
 use crate::lower::lower;
@@ -64,23 +64,23 @@ pub struct ExportOptions {
     pub precision: Precision,
 }
 
-/// The ONNX model of `source`'s forward pass, preconditioning included.
+/// `source`'s graph at batch `n`: one forward pass, or the whole unrolled sampler.
+fn capture(source: &Source, n: usize) -> Result<Captured> {
+    match &source.unroll {
+        None => capture_forward(&source.model, &source.inputs, n),
+        Some(u) => capture_sampler(&source.model, &u.plan, &source.inputs, n),
+    }
+}
+
+/// The ONNX model of `source`'s forward pass, preconditioning included (or, for an unrolled
+/// source, of its whole sampler).
 pub fn export_model(source: &Source, opts: &ExportOptions) -> Result<pb::ModelProto> {
     let graph = match opts.batch {
-        BatchMode::Fixed(n) => lower(
-            &capture_forward(&source.model, &source.inputs, n)?,
-            opts.opset,
-        )?,
+        BatchMode::Fixed(n) => lower(&capture(source, n)?, opts.opset)?,
         BatchMode::Dynamic => {
             let (na, nb) = DYNAMIC_CAPTURE_BATCHES;
-            let a = lower(
-                &capture_forward(&source.model, &source.inputs, na)?,
-                opts.opset,
-            )?;
-            let b = lower(
-                &capture_forward(&source.model, &source.inputs, nb)?,
-                opts.opset,
-            )?;
+            let a = lower(&capture(source, na)?, opts.opset)?;
+            let b = lower(&capture(source, nb)?, opts.opset)?;
             dynamic::merge(a, &b, na, nb)?
         }
     };
@@ -92,7 +92,10 @@ pub fn export_model(source: &Source, opts: &ExportOptions) -> Result<pb::ModelPr
     metadata.push(("fewstep.opset".into(), opts.opset.to_string()));
     metadata.push(("fewstep.batch".into(), opts.batch.to_string()));
     metadata.push((PRECISION_KEY.into(), opts.precision.to_string()));
-    let name = format!("fewstep_{:?}", source.kind()).to_lowercase();
+    let name = match &source.unroll {
+        None => format!("fewstep_{:?}", source.kind()).to_lowercase(),
+        Some(u) => format!("fewstep_{:?}_sampler_{}", source.kind(), u.steps).to_lowercase(),
+    };
     Ok(model_proto(&graph, &name, opts.opset, &metadata))
 }
 

@@ -27,12 +27,37 @@ pub struct Batch {
     pub class: Vec<i64>,
     /// The guidance weight, for students.
     pub w: Option<Vec<f32>>,
+    /// Unrolled samplers: z_1, z_2, … (consistency re-noising); `x` holds the initial noise.
+    pub renoise: Vec<Vec<f32>>,
+    /// Unrolled samplers: the seed `fewstep sample --seed` would take for these inputs.
+    pub sample_seed: Option<u64>,
 }
 
 impl Batch {
-    /// `n` random examples for `source`'s model; the same seed gives the same batch.
+    /// `n` random examples for `source`'s model; the same seed gives the same batch. For an
+    /// unrolled sampler: exactly the noise, re-noising noise, classes (i mod K) and w that
+    /// `fewstep sample --n n --seed seed` draws.
     pub fn random(source: &Source, n: usize, seed: u64) -> Self {
         let shape = source.model.unet_shape();
+        if let Some(u) = &source.unroll {
+            let len = shape.channels * shape.height * shape.width;
+            let k = source.model.num_classes.max(1);
+            return Self {
+                n,
+                shape,
+                x: teacher::sample::noise_for(0, n, len, seed),
+                sigma: Vec::new(),
+                class: (0..n).map(|i| (i % k) as i64).collect(),
+                w: source
+                    .inputs
+                    .contains(&Input::W)
+                    .then(|| vec![u.guidance as f32; n]),
+                renoise: (1..u.plan.noises())
+                    .map(|j| teacher::sample::renoise_for(0, n, len, seed, j))
+                    .collect(),
+                sample_seed: Some(seed),
+            };
+        }
         let mut r = rng(seed, Stream::Eval, n as u64);
         let len = shape.channels * shape.height * shape.width;
         let z = normals(&mut r, n * len);
@@ -59,6 +84,8 @@ impl Batch {
             sigma,
             class,
             w,
+            renoise: Vec::new(),
+            sample_seed: None,
         }
     }
 
@@ -66,12 +93,73 @@ impl Batch {
     pub fn get(&self, input: Input) -> (Vec<usize>, NpyData) {
         let dims = input.dims(self.n, self.shape);
         let data = match input {
-            Input::X => NpyData::F32(self.x.clone()),
+            Input::X | Input::Noise => NpyData::F32(self.x.clone()),
+            Input::Renoise(k) => NpyData::F32(
+                self.renoise
+                    .get(usize::from(k).wrapping_sub(1))
+                    .cloned()
+                    .unwrap_or_else(|| vec![0.0; self.x.len()]),
+            ),
             Input::Sigma => NpyData::F32(self.sigma.clone()),
             Input::Class => NpyData::I64(self.class.clone()),
             Input::W => NpyData::F32(self.w.clone().unwrap_or_else(|| vec![0.0; self.n])),
         };
         (dims, data)
+    }
+
+    /// What burn computes for these inputs, flat: D(x; σ, class, w), or for an unrolled
+    /// sampler the images `fewstep sample` produces from the same seed.
+    pub fn reference(&self, source: &Source, device: &Device) -> crate::error::Result<Vec<f32>> {
+        match (&source.unroll, self.sample_seed) {
+            (Some(u), Some(seed)) => {
+                let spec = teacher::sample::SampleSpec {
+                    n: self.n,
+                    classes: teacher::sample::ClassChoice::All,
+                    steps: u.steps,
+                    sampler: u.plan.sampler,
+                    guidance: u.guidance,
+                    seed,
+                    batch_size: self.n,
+                };
+                Ok(
+                    student::sample::sample_any(&source.checkpoint, &spec, device)?
+                        .0
+                        .images,
+                )
+            }
+            _ => Ok(self.burn_forward(&source.model, device)),
+        }
+    }
+
+    /// burn's computation for these inputs with the model already loaded (what benchmarks
+    /// time): one forward pass, or the unrolled sampler's `run_plan`.
+    pub fn burn_run(&self, source: &Source, device: &Device) -> Vec<f32> {
+        let Some(u) = &source.unroll else {
+            return self.burn_forward(&source.model, device);
+        };
+        let dims = Input::X.dims(self.n, self.shape);
+        let img =
+            |v: &Vec<f32>| Tensor::<4>::from_data(TensorData::new(v.clone(), dims.clone()), device);
+        let noises: Vec<Tensor<4>> = std::iter::once(&self.x)
+            .chain(&self.renoise)
+            .map(img)
+            .collect();
+        let cond = teacher::edm::Cond {
+            class: Tensor::<1, Int>::from_data(
+                TensorData::new(self.class.clone(), [self.n]),
+                device,
+            ),
+            extra: self
+                .w
+                .as_ref()
+                .map(|w| Tensor::<1>::from_data(TensorData::new(w.clone(), [self.n]), device)),
+        };
+        student::sample::run_plan(&source.model, &u.plan, &noises, &cond)
+            .x
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("images are float")
     }
 
     /// D(x; σ, class, w) by burn on `device`, flat.

@@ -11,7 +11,7 @@ use burn::backend::ir::{
 };
 use burn::tensor::{DType, TensorData, bf16, f16};
 
-use crate::capture::{Captured, OUTPUT};
+use crate::capture::Captured;
 use crate::error::{ExportError, Result};
 use crate::graph::{Attr, Dim, ElemType, Graph, Io, Role, ShapeUse, TensorValue};
 use crate::groupnorm;
@@ -208,9 +208,9 @@ impl Lowering<'_> {
                 message: "the output is not computed by the graph".into(),
             })?;
         let name = self.names[&id].clone();
-        self.g.rename(&name, OUTPUT);
+        self.g.rename(&name, self.cap.output_name);
         self.g.outputs.push(Io {
-            name: OUTPUT.into(),
+            name: self.cap.output_name.into(),
             elem: elem_of(t.dtype)?,
             dims: t.shape.iter().map(|&d| Dim::Fixed(d)).collect(),
         });

@@ -7,8 +7,13 @@ use burn::tensor::Device;
 use teacher::checkpoint::{Checkpoint, ModelKind};
 use teacher::model::EdmModel;
 
-use crate::capture::{Input, inputs_of};
+use crate::capture::{Input, MAX_UNROLL_STEPS, inputs_of};
 use crate::error::{ExportError, Result};
+
+/// Metadata key of an unrolled file's step count.
+pub const UNROLLED_STEPS_KEY: &str = "fewstep.unrolled_steps";
+/// Metadata key of an unrolled file's guidance weight (a teacher's constant).
+pub const UNROLLED_GUIDANCE_KEY: &str = "fewstep.guidance";
 
 /// Guidance-weight range used for random `w` inputs when a student records none.
 pub const DEFAULT_W_RANGE: (f64, f64) = (0.0, 4.0);
@@ -19,8 +24,19 @@ pub struct Source {
     pub path: PathBuf,
     pub checkpoint: Checkpoint,
     pub model: EdmModel,
-    /// Graph inputs in order: (x, σ, class) and w for students.
+    /// Graph inputs in order: (x, σ, class) and w for students; unrolled: noise, class, w
+    /// (students), z_1 … (consistency).
     pub inputs: Vec<Input>,
+    /// `Some`: the whole sampler is the graph (`--unroll-steps`), not one denoiser call.
+    pub unroll: Option<Unroll>,
+}
+
+/// An unrolled sampler: what `fewstep sample --steps S --guidance W` runs, as one graph.
+#[derive(Debug, Clone)]
+pub struct Unroll {
+    pub steps: usize,
+    pub guidance: f64,
+    pub plan: student::sample::SamplerPlan,
 }
 
 impl Source {
@@ -35,7 +51,76 @@ impl Source {
             checkpoint,
             model,
             inputs,
+            unroll: None,
         })
+    }
+
+    /// Load `--model RUN` for an unrolled export of its `steps`-step sampler at guidance `w`
+    /// (teachers: a constant of the graph; students: the default of their `w` input).
+    pub fn load_unrolled(run: &Path, steps: usize, w: f64, device: &Device) -> Result<Self> {
+        if steps == 0 || steps > MAX_UNROLL_STEPS {
+            return Err(ExportError::Invalid(format!(
+                "`--unroll-steps {steps}`: unrolled samplers take 1 to {MAX_UNROLL_STEPS} steps"
+            )));
+        }
+        let mut s = Self::load(run, Some(steps), device)?;
+        let spec = teacher::sample::SampleSpec::eval(1, steps, w, 0, 1);
+        let plan = student::sample::plan_for(&s.checkpoint, &spec)?;
+        let mut inputs = vec![Input::Noise, Input::Class];
+        if s.kind() != ModelKind::Teacher {
+            inputs.push(Input::W);
+        }
+        inputs.extend((1..plan.noises()).map(|k| Input::Renoise(k as u8)));
+        s.inputs = inputs;
+        s.unroll = Some(Unroll {
+            steps,
+            guidance: w,
+            plan,
+        });
+        Ok(s)
+    }
+
+    /// The source an exported file was made from: `--model RUN` as exported, unrolled when the
+    /// file's metadata says so (its step count and guidance come from the file).
+    pub fn for_file(
+        onnx: &Path,
+        run: &Path,
+        steps: Option<usize>,
+        device: &Device,
+    ) -> Result<Self> {
+        let model = crate::onnx::read_model(onnx)?;
+        let meta = |key: &str| {
+            model
+                .metadata_props
+                .iter()
+                .find(|p| p.key == key)
+                .map(|p| p.value.clone())
+        };
+        match meta(UNROLLED_STEPS_KEY) {
+            None => Self::load(run, steps, device),
+            Some(v) => {
+                let bad = |what: &str| {
+                    ExportError::onnx_file(
+                        onnx,
+                        format!("metadata `{what}` is not a number: re-export the file"),
+                    )
+                };
+                let s: usize = v.parse().map_err(|_| bad(UNROLLED_STEPS_KEY))?;
+                let w: f64 = meta(UNROLLED_GUIDANCE_KEY)
+                    .unwrap_or_default()
+                    .parse()
+                    .map_err(|_| bad(UNROLLED_GUIDANCE_KEY))?;
+                if steps.is_some_and(|given| given != s) {
+                    return Err(ExportError::onnx_file(
+                        onnx,
+                        format!(
+                            "is a {s}-step unrolled sampler, but `--steps` asks for another count: drop `--steps`"
+                        ),
+                    ));
+                }
+                Self::load_unrolled(run, s, w, device)
+            }
+        }
     }
 
     pub fn kind(&self) -> ModelKind {
@@ -57,7 +142,7 @@ impl Source {
         let h = &self.checkpoint.header;
         let spec = serde_json::to_string(&h.spec)
             .map_err(|e| ExportError::Invalid(format!("model spec is not serialisable: {e}")))?;
-        let mut m = vec![
+        let mut m: Vec<(String, String)> = vec![
             (
                 "fewstep.kind".into(),
                 format!("{:?}", h.kind).to_lowercase(),
@@ -72,6 +157,18 @@ impl Source {
                     .into(),
             ),
         ];
+        if let Some(u) = &self.unroll {
+            m[4].1 = match self.kind() {
+                ModelKind::Teacher => "noise: unit Gaussian [N,C,H,W] (x_0 = sigma_max·noise); class: label [N]".into(),
+                _ => "noise: unit Gaussian [N,C,H,W] (x_0 = sigma_max·noise); class: label [N]; \
+                      w: guidance weight [N]; renoise_k: unit Gaussian re-noising step k (consistency)"
+                    .into(),
+            };
+            m.push((UNROLLED_STEPS_KEY.into(), u.steps.to_string()));
+            m.push((UNROLLED_GUIDANCE_KEY.into(), u.guidance.to_string()));
+            m.push(("fewstep.sampler".into(), u.plan.description.clone()));
+            m.push(("fewstep.sigmas".into(), format!("{:?}", u.plan.sigmas)));
+        }
         if let Some(steps) = h.extra.get("steps") {
             m.push(("fewstep.sampling_steps".into(), steps.to_string()));
         }

@@ -7,9 +7,10 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Device, Tensor, TensorData};
 use teacher::checkpoint::{Checkpoint, LATEST, ModelKind};
 use teacher::edm::Cond;
-use teacher::edm::sampler::{Sampler, sample};
+use teacher::edm::sampler::{Sampled, Sampler, sample};
 use teacher::error::{Error, Result};
-use teacher::sample::{SampleSpec, Samples, renoise_for, run_batches, sample_teacher};
+use teacher::model::EdmModel;
+use teacher::sample::{SampleSpec, Samples, guided_sample, renoise_for, run_batches};
 
 use crate::config::WRange;
 use crate::consistency::{multistep_sample, multistep_sigmas};
@@ -49,12 +50,47 @@ pub struct Plan {
     pub sampler: String,
 }
 
-/// Sample `spec` from the checkpoint `ck` with the sampler its kind needs.
-pub fn sample_any(ck: &Checkpoint, spec: &SampleSpec, device: &Device) -> Result<(Samples, Plan)> {
+/// How a checkpoint samples: its kind's sampler, σ grid and guidance, resolved and validated
+/// once; [`run_plan`] runs it on tensors (any device — the capture device records it as one
+/// graph for `export onnx --unroll-steps`).
+#[derive(Debug, Clone)]
+pub struct SamplerPlan {
+    pub kind: ModelKind,
+    /// σ_0 > … (ending in 0 for ODE samplers; multistep consistency: the σ of each step).
+    pub sigmas: Vec<f64>,
+    pub sampler: Sampler,
+    /// Teachers: the CFG weight (a constant); students take w as their extra input instead.
+    pub guidance: f64,
+    /// σ_min of the consistency boundary (re-noising).
+    pub sigma_min: f64,
+    pub description: String,
+}
+
+impl SamplerPlan {
+    /// Unit-Gaussian noises a batch needs: the initial one, plus one per re-noising step.
+    pub fn noises(&self) -> usize {
+        match self.kind {
+            ModelKind::Consistency => self.sigmas.len(),
+            _ => 1,
+        }
+    }
+
+    /// Network evaluations per image.
+    pub fn nfe(&self, steps: usize) -> usize {
+        match self.kind {
+            ModelKind::Teacher if self.guidance != 0.0 && self.guidance != 1.0 => {
+                2 * self.sampler.calls(steps)
+            }
+            ModelKind::Consistency => self.sigmas.len(),
+            _ => self.sampler.calls(steps),
+        }
+    }
+}
+
+/// Resolve and validate how `ck` samples `spec.steps` steps at `spec.guidance`.
+pub fn plan_for(ck: &Checkpoint, spec: &SampleSpec) -> Result<SamplerPlan> {
     let kind = ck.header.kind;
-    let model = ck.inference_model(device)?;
-    let src_cfg = Source::teacher_config_of(ck)?;
-    let grid = src_cfg.diffusion.grid;
+    let grid = Source::teacher_config_of(ck)?.diffusion.grid;
     if kind != ModelKind::Teacher {
         let w: WRange =
             serde_json::from_value(ck.header.extra.get("w_range").cloned().unwrap_or_default())
@@ -68,36 +104,25 @@ pub fn sample_any(ck: &Checkpoint, spec: &SampleSpec, device: &Device) -> Result
             )));
         }
     }
-    let with_w = |cond: &Cond| Cond {
-        class: cond.class.clone(),
-        extra: Some(Tensor::full([cond.class.dims()[0]], spec.guidance, device)),
+    let plan = |sigmas, sampler, description: String| SamplerPlan {
+        kind,
+        sigmas,
+        sampler,
+        guidance: spec.guidance,
+        sigma_min: grid.sigma_min,
+        description,
     };
-    let shape = model.unet_shape();
-    let classes = model.num_classes;
     Ok(match kind {
-        ModelKind::Teacher => {
-            let s = sample_teacher(&model, &grid, spec, device);
-            (
-                s,
-                Plan {
-                    kind,
-                    sampler: format!("{:?} + CFG", spec.sampler),
-                },
-            )
-        }
-        ModelKind::Guided => {
-            let sigmas = grid.sampling(spec.steps);
-            let s = run_batches(spec, shape, classes, device, |noise, cond, _| {
-                sample(&model, noise, &sigmas, spec.sampler, &with_w(cond))
-            });
-            (
-                s,
-                Plan {
-                    kind,
-                    sampler: format!("{:?}, w as input", spec.sampler),
-                },
-            )
-        }
+        ModelKind::Teacher => plan(
+            grid.sampling(spec.steps),
+            spec.sampler,
+            format!("{:?} + CFG", spec.sampler),
+        ),
+        ModelKind::Guided => plan(
+            grid.sampling(spec.steps),
+            spec.sampler,
+            format!("{:?}, w as input", spec.sampler),
+        ),
         ModelKind::Progressive => {
             let steps = ck
                 .header
@@ -116,37 +141,80 @@ pub fn sample_any(ck: &Checkpoint, spec: &SampleSpec, device: &Device) -> Result
                     .map_err(|_| {
                         Error::Invalid("the progressive checkpoint records no σ grid".into())
                     })?;
-            let s = run_batches(spec, shape, classes, device, |noise, cond, _| {
-                sample(&model, noise, &sigmas, Sampler::Euler, &with_w(cond))
-            });
-            (
-                s,
-                Plan {
-                    kind,
-                    sampler: "Euler (DDIM) on its distilled grid, w as input".into(),
-                },
+            plan(
+                sigmas,
+                Sampler::Euler,
+                "Euler (DDIM) on its distilled grid, w as input".into(),
             )
+        }
+        ModelKind::Consistency => plan(
+            multistep_sigmas(&grid, spec.steps),
+            Sampler::Euler,
+            "multistep consistency, w as input".into(),
+        ),
+    })
+}
+
+/// One batch along `plan`: `noises[0]` is the initial unit noise, `noises[k]` the re-noising
+/// noise of step k (consistency); students read w from `cond.extra`.
+pub fn run_plan(
+    model: &EdmModel,
+    plan: &SamplerPlan,
+    noises: &[Tensor<4>],
+    cond: &Cond,
+) -> Sampled {
+    match plan.kind {
+        ModelKind::Teacher => guided_sample(
+            model,
+            noises[0].clone(),
+            &plan.sigmas,
+            plan.sampler,
+            plan.guidance,
+            cond,
+        ),
+        ModelKind::Guided | ModelKind::Progressive => {
+            sample(model, noises[0].clone(), &plan.sigmas, plan.sampler, cond)
         }
         ModelKind::Consistency => {
-            let sigmas = multistep_sigmas(&grid, spec.steps);
-            let len = shape.channels * shape.height * shape.width;
-            let s = run_batches(spec, shape, classes, device, |noise, cond, range| {
-                let n = range.len();
-                let dims = [n, shape.channels, shape.height, shape.width];
-                let mut noises = vec![noise];
-                for k in 1..sigmas.len() {
-                    let z = renoise_for(range.start, n, len, spec.seed, k);
-                    noises.push(Tensor::from_data(TensorData::new(z, dims), device));
-                }
-                multistep_sample(&model, &noises, &sigmas, grid.sigma_min, &with_w(cond))
-            });
-            (
-                s,
-                Plan {
-                    kind,
-                    sampler: "multistep consistency, w as input".into(),
-                },
-            )
+            multistep_sample(model, noises, &plan.sigmas, plan.sigma_min, cond)
         }
-    })
+    }
+}
+
+/// Sample `spec` from the checkpoint `ck` with the sampler its kind needs.
+pub fn sample_any(ck: &Checkpoint, spec: &SampleSpec, device: &Device) -> Result<(Samples, Plan)> {
+    let plan = plan_for(ck, spec)?;
+    let model = ck.inference_model(device)?;
+    let shape = model.unet_shape();
+    let len = shape.channels * shape.height * shape.width;
+    let s = run_batches(
+        spec,
+        shape,
+        model.num_classes,
+        device,
+        |noise, cond, range| {
+            let n = range.len();
+            let dims = [n, shape.channels, shape.height, shape.width];
+            let mut noises = vec![noise];
+            for k in 1..plan.noises() {
+                let z = renoise_for(range.start, n, len, spec.seed, k);
+                noises.push(Tensor::from_data(TensorData::new(z, dims), device));
+            }
+            let cond = match plan.kind {
+                ModelKind::Teacher => cond.clone(),
+                _ => Cond {
+                    class: cond.class.clone(),
+                    extra: Some(Tensor::full([n], spec.guidance, device)),
+                },
+            };
+            run_plan(&model, &plan, &noises, &cond)
+        },
+    );
+    Ok((
+        s,
+        Plan {
+            kind: plan.kind,
+            sampler: plan.description,
+        },
+    ))
 }

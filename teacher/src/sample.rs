@@ -97,34 +97,45 @@ pub fn sample_teacher(
     device: &Device,
 ) -> Samples {
     let sigmas = grid.sampling(spec.steps);
-    let guided = Guided {
-        model,
-        w: spec.guidance,
-        null_class: model.null_class(),
-    };
     run_batches(
         spec,
         model.unet_shape(),
         model.num_classes,
         device,
-        |noise, cond, _| {
-            if spec.guidance == 1.0 {
-                sample(model, noise, &sigmas, spec.sampler, cond)
-            } else if spec.guidance == 0.0 {
-                let uncond = Cond {
-                    class: cond
-                        .class
-                        .clone()
-                        .zeros_like()
-                        .add_scalar(model.null_class() as i64),
-                    extra: None,
-                };
-                sample(model, noise, &sigmas, spec.sampler, &uncond)
-            } else {
-                sample(&guided, noise, &sigmas, spec.sampler, cond)
-            }
-        },
+        |noise, cond, _| guided_sample(model, noise, &sigmas, spec.sampler, spec.guidance, cond),
     )
+}
+
+/// One batch from a teacher along `sigmas` with guidance weight `w` (CFG; w = 1 and w = 0 take
+/// the single exact evaluation).
+pub fn guided_sample(
+    model: &EdmModel,
+    noise: Tensor<4>,
+    sigmas: &[f64],
+    sampler: Sampler,
+    w: f64,
+    cond: &Cond,
+) -> crate::edm::sampler::Sampled {
+    if w == 1.0 {
+        sample(model, noise, sigmas, sampler, cond)
+    } else if w == 0.0 {
+        let uncond = Cond {
+            class: cond
+                .class
+                .clone()
+                .zeros_like()
+                .add_scalar(model.null_class() as i64),
+            extra: None,
+        };
+        sample(model, noise, sigmas, sampler, &uncond)
+    } else {
+        let guided = Guided {
+            model,
+            w,
+            null_class: model.null_class(),
+        };
+        sample(&guided, noise, sigmas, sampler, cond)
+    }
 }
 
 /// Split a request into batches, draw noise and classes, and run `f` on each.

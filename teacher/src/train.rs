@@ -11,7 +11,7 @@ use burn::optim::{
 };
 use burn::tensor::{Bytes, Device, Int, Tensor, TensorData};
 use rand::Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
     Checkpoint, FORMAT_VERSION, Header, LATEST, ModelKind, module_bytes, write_atomic,
@@ -341,12 +341,40 @@ pub fn run_loop(
     })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, Deserialize)]
 struct MetricsLine {
     step: u64,
     loss: f64,
     lr: f64,
     img_per_s: f64,
+}
+
+/// Training time a run's `metrics.jsonl` accounts for: each line covers the steps since the
+/// previous one at its `img_per_s`, so seconds = Σ Δstep · batch / img_per_s (checkpoint writes
+/// fall inside the next window; process start-up and data loading are not counted).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LoggedTime {
+    /// The last logged step.
+    pub steps: u64,
+    pub seconds: f64,
+}
+
+/// [`LoggedTime`] of the run in `out` trained at `batch` images per step (None: no metrics).
+pub fn logged_seconds(out: &Path, batch: usize) -> Option<LoggedTime> {
+    let text = std::fs::read_to_string(out.join("metrics.jsonl")).ok()?;
+    let (mut prev, mut seconds) = (0u64, 0.0);
+    for line in text.lines() {
+        let m: MetricsLine = serde_json::from_str(line).ok()?;
+        if m.step <= prev || !(m.img_per_s > 0.0) {
+            return None;
+        }
+        seconds += (m.step - prev) as f64 * batch as f64 / m.img_per_s;
+        prev = m.step;
+    }
+    (prev > 0).then_some(LoggedTime {
+        steps: prev,
+        seconds,
+    })
 }
 
 /// Drop metrics lines past `step` (logged after the checkpoint a resume starts from).

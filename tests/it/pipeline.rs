@@ -36,8 +36,8 @@ const STAGES: [&str; 7] = [
     "progressive",
     "consistency",
     "features",
-    "report",
     "export",
+    "report",
 ];
 
 fn pipeline(cfg: &str, out: &Path) -> Vec<String> {
@@ -83,6 +83,9 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
         "features/features.json",
         "report/report.html",
         "export/student-4.onnx",
+        "export/export.json",
+        "export/model_repository/fewstep_student/config.pbtxt",
+        "pipeline.toml",
     ] {
         assert!(a.join(f).is_file(), "missing {f}");
     }
@@ -99,6 +102,55 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
         assert!(kinds.contains(&k), "report lacks {k}: {kinds:?}");
     }
     assert!(r["headline"].is_object(), "{r}");
+    // Serving and training-cost sections: the parity number, the engine (built, or the command
+    // that builds it on the serving host), the Triton backend to match, and logged times.
+    let sections = r["sections"].as_array().expect("sections");
+    let serving = sections
+        .iter()
+        .find(|s| s["title"] == "Serving")
+        .expect("Serving");
+    let err_max = serving["data"]["parity"]["max_abs_err"].as_f64().unwrap();
+    assert!(err_max <= 1e-4, "{serving}");
+    let built = serving["data"]["engine"]["built"].as_bool().unwrap();
+    let backend = serving["data"]["triton"]["backend"].as_str().unwrap();
+    assert_eq!(
+        backend,
+        if built {
+            "tensorrt_plan"
+        } else {
+            "onnxruntime_onnx"
+        }
+    );
+    let md = serving["markdown"].as_str().unwrap();
+    assert!(
+        built || md.contains("--saveEngine="),
+        "no serving-host command: {md}"
+    );
+    let pbtxt =
+        std::fs::read_to_string(a.join("export/model_repository/fewstep_student/config.pbtxt"))
+            .unwrap();
+    assert!(pbtxt.contains(backend), "{pbtxt}");
+    let sm = &serving["data"]["sampler"];
+    assert!(
+        sm["parity"]["max_abs_err"].as_f64().unwrap() <= 1e-4,
+        "{sm}"
+    );
+    assert!(
+        a.join("export/model_repository/fewstep_sampler/config.pbtxt")
+            .is_file()
+    );
+    let cost = sections
+        .iter()
+        .find(|s| s["title"] == "Training cost")
+        .expect("cost");
+    for stage in ["teacher", "guided", "progressive", "consistency"] {
+        let secs = cost["data"][stage]["logged"]["seconds"].as_f64();
+        assert!(secs.is_some_and(|s| s > 0.0), "{stage}: {cost}");
+    }
+    // 3 progressive rounds (8 → 4 → 2 → 1) of 2 steps each.
+    assert_eq!(cost["data"]["progressive"]["logged"]["steps"], 6, "{cost}");
+    let report_md = std::fs::read_to_string(a.join("report/report.md")).unwrap();
+    assert!(report_md.contains("## Serving") && report_md.contains("## Training cost"));
     // The shipped student passes the parity check on its own, too.
     ok(fewstep(&[
         "export",
@@ -109,6 +161,90 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
         "--steps",
         "4",
     ]));
+
+    // Any student's whole sampler as one graph, from the command line, checked against
+    // `fewstep sample` at the same seed.
+    let cm = a.join("cm-2.onnx").display().to_string();
+    let said = ok(fewstep(&[
+        "export",
+        "onnx",
+        "--model",
+        &a.join("consistency").display().to_string(),
+        "--unroll-steps",
+        "2",
+        "--out",
+        &cm,
+    ]));
+    assert!(said.contains("renoise_1"), "{said}");
+    let said = ok(fewstep(&[
+        "export",
+        "check",
+        &cm,
+        "--model",
+        &a.join("consistency").display().to_string(),
+        "--batch",
+        "3",
+    ]));
+    assert!(
+        said.contains("fewstep sample") && said.contains("PASS"),
+        "{said}"
+    );
+
+    // The benchmark suite over the finished run (tiny sizes; PyTorch from a missing interpreter
+    // is skipped with its reason, not an error).
+    let bench = ok(fewstep(&[
+        "--quiet",
+        "bench",
+        "suite",
+        "--run",
+        &a.display().to_string(),
+        "--unet-config",
+        &Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs/digits.toml")
+            .display()
+            .to_string(),
+        "--python",
+        "/nonexistent/python",
+        "--reps",
+        "1",
+        "--n",
+        "8",
+        "--batch",
+        "8",
+        "--teacher-steps",
+        "4",
+        "--onnx-batch",
+        "1,2",
+        "--distill-steps",
+        "2",
+    ]));
+    assert!(
+        bench.contains("faster") && bench.contains("tract vs burn"),
+        "{bench}"
+    );
+    let b: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("bench/bench.json")).unwrap())
+            .unwrap();
+    assert!(b["sampling"]["speedup"].as_f64().unwrap() > 0.0, "{b}");
+    assert_eq!(b["onnx"].as_array().unwrap().len(), 2, "{b}");
+    assert!(
+        b["train"]["pytorch_skipped"]
+            .as_str()
+            .unwrap()
+            .contains("nonexistent"),
+        "{b}"
+    );
+    let d = &b["distill"];
+    assert_eq!(d["stages"].as_array().unwrap().len(), 4, "{d}");
+    assert!(d["ratio"].as_f64().unwrap() > 0.0, "{d}");
+    assert!(!a.join("bench-scratch").exists(), "scratch left behind");
+    let e = err(fewstep(&[
+        "bench",
+        "suite",
+        "--run",
+        &dir.display().to_string(),
+    ]));
+    assert!(e.contains("not a pipeline run"), "{e}");
 
     // 2. Re-running skips every finished stage.
     let again = run(&pipeline(&cfg, &a));

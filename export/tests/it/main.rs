@@ -5,3 +5,4 @@ mod fixtures;
 mod parity;
 mod report;
 mod serving;
+mod unroll;

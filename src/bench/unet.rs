@@ -1,0 +1,211 @@
+//! `fewstep bench unet`: one training step (EDM loss, backward, Adam) and one guided sampling
+//! step (2 NFE per image) of a teacher config's U-Net — and the same work in PyTorch
+//! (`bench/pytorch_unet.py`, the identical network) for the training-throughput ratio.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::optim::GradientsParams;
+use burn::tensor::{Device, Int, Tensor, TensorData};
+use serde::{Deserialize, Serialize};
+
+use teacher::config::TeacherConfig;
+use teacher::edm::guidance::Guided;
+use teacher::edm::loss::edm_loss;
+use teacher::edm::{Cond, Denoiser};
+use teacher::model::ModelSpec;
+
+use crate::cli::BenchUnetArgs;
+
+pub fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+/// Median throughput of one U-Net.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct UnetTiming {
+    pub params: usize,
+    pub batch: usize,
+    /// Images per second through forward + backward + Adam.
+    pub train_img_per_s: f64,
+    /// Images per second through one guided (CFG, 2 NFE) denoiser evaluation.
+    pub sample_img_per_s: f64,
+}
+
+/// Time `reps` training and guided-sampling steps of `cfg`'s network (after one warm-up each).
+pub fn time_unet(
+    cfg: &TeacherConfig,
+    batch: usize,
+    reps: usize,
+    device: &Device,
+) -> Result<UnetTiming> {
+    let shape = cfg
+        .data
+        .nominal_shape()
+        .context("set `data.resolution` so the benchmark knows the image size")?;
+    let spec = ModelSpec {
+        unet: cfg.model.clone(),
+        shape,
+        num_classes: 10,
+        sigma_data: cfg.diffusion.sigma_data,
+        precond: teacher::edm::precond::Precond::Edm,
+    };
+    let (b, reps) = (batch, reps.max(1));
+    let ad = device.clone().autodiff();
+    let mut model = spec.init(&ad);
+    let params = model.num_params();
+    let mut optim = burn::optim::AdamConfig::new().init();
+    let randn = |dims: [usize; 4], dev: &Device| {
+        let n = dims.iter().product();
+        let mut rng = teacher::rng::rng(0, teacher::rng::Stream::Eval, 0);
+        Tensor::<4>::from_data(
+            TensorData::new(teacher::rng::normals(&mut rng, n), dims),
+            dev,
+        )
+    };
+    let labels = |dev: &Device| {
+        let l: Vec<i64> = (0..b as i64).map(|i| i % 10).collect();
+        Tensor::<1, Int>::from_data(TensorData::new(l, [b]), dev)
+    };
+    let dims = [b, shape.channels, shape.height, shape.width];
+    let mut train_times = Vec::new();
+    for rep in 0..=reps {
+        let t = Instant::now();
+        let cond = Cond {
+            class: labels(&ad),
+            extra: None,
+        };
+        // normals = 0: σ = exp(P_mean) for every example (the PyTorch twin does the same).
+        let loss = edm_loss(
+            &model,
+            randn(dims, &ad),
+            &cond,
+            Tensor::zeros([b], &ad),
+            randn(dims, &ad),
+            &cfg.diffusion.sigma_dist,
+            spec.sigma_data,
+        )
+        .mean();
+        let _ = loss.clone().into_scalar::<f32>();
+        let grads = GradientsParams::from_grads(loss.backward(), &model);
+        model = optim.step(1e-4, model, grads);
+        // Force the update to finish before stopping the clock.
+        let _ = model.clone().valid().num_params();
+        if rep > 0 {
+            train_times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    let infer = model.valid();
+    let guided = Guided {
+        model: &infer,
+        w: 2.0,
+        null_class: 10,
+    };
+    let mut sample_times = Vec::new();
+    for rep in 0..=reps {
+        let t = Instant::now();
+        let cond = Cond {
+            class: labels(device),
+            extra: None,
+        };
+        let d = guided.denoise(randn(dims, device), Tensor::full([b], 1.0, device), &cond);
+        let _ = d.into_data();
+        if rep > 0 {
+            sample_times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    Ok(UnetTiming {
+        params,
+        batch: b,
+        train_img_per_s: b as f64 / median(train_times),
+        sample_img_per_s: b as f64 / median(sample_times),
+    })
+}
+
+/// What `bench/pytorch_unet.py --json` prints.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PytorchTiming {
+    pub params: usize,
+    pub batch: usize,
+    pub threads: usize,
+    pub train_img_per_s: f64,
+    pub sample_img_per_s: f64,
+    pub torch_version: String,
+}
+
+/// Run the PyTorch twin with `python`; an error says why it could not run (no interpreter, no
+/// torch) and how to install it.
+pub fn pytorch(
+    python: &Path,
+    script: &Path,
+    batch: usize,
+    reps: usize,
+    threads: usize,
+) -> Result<PytorchTiming> {
+    if !script.is_file() {
+        bail!(
+            "`{}` not found: run from the repository root or pass --pytorch-script",
+            script.display()
+        );
+    }
+    let out = Command::new(python)
+        .arg(script)
+        .args(["--json", "--batch", &batch.to_string()])
+        .args(["--reps", &reps.to_string(), "--threads", &threads.to_string()])
+        .env("OMP_NUM_THREADS", threads.to_string())
+        .output()
+        .with_context(|| {
+            format!(
+                "cannot run `{}`: pass --python PATH to an interpreter with torch (bench/README.md)",
+                python.display()
+            )
+        })?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let last = err.lines().last().unwrap_or("").to_string();
+        bail!(
+            "`{} {}` failed ({last}): install torch in that interpreter (bench/README.md) or pass --python",
+            python.display(),
+            script.display()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = text.lines().last().unwrap_or("");
+    serde_json::from_str(line)
+        .with_context(|| format!("`{}` printed `{line}`, not its JSON line", script.display()))
+}
+
+pub fn bench_unet(args: BenchUnetArgs, device: Device) -> Result<()> {
+    let cfg = TeacherConfig::from_file(&args.config)?;
+    let b = args.batch.unwrap_or(cfg.train.batch_size);
+    let t = time_unet(&cfg, b, args.reps, &device)
+        .with_context(|| format!("benchmarking `{}`", args.config.display()))?;
+    let shape = cfg.data.nominal_shape().expect("checked by time_unet");
+    println!(
+        "U-Net of `{}`: {} parameters, batch {b} × {}×{}×{}",
+        args.config.display(),
+        t.params,
+        shape.channels,
+        shape.height,
+        shape.width
+    );
+    println!(
+        "train step:          {:8.1} ms  → {:8.1} img/s (fwd + bwd + Adam)",
+        b as f64 / t.train_img_per_s * 1e3,
+        t.train_img_per_s
+    );
+    println!(
+        "guided sampling step:{:8.1} ms  → {:8.1} img/s (2 NFE per image)",
+        b as f64 / t.sample_img_per_s * 1e3,
+        t.sample_img_per_s
+    );
+    println!(
+        "→ 50 guided steps for 1,000 images ≈ {:.1} s",
+        50.0 * 1000.0 / t.sample_img_per_s
+    );
+    Ok(())
+}
