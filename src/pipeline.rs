@@ -19,18 +19,82 @@ use teacher::train::TrainOptions;
 
 use crate::cli::{PipelineArgs, ReportArgs};
 
-/// `pipeline.toml`: one section per stage; every key has a documented default.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
-#[serde(deny_unknown_fields, default)]
+/// `pipeline.toml`: one section per stage. A section left out takes the pipeline's quick
+/// digits default (configs/pipeline.toml, ≤ 15 minutes on 2 CPU cores for the whole chain); a
+/// section given takes each missing key from that stage's own defaults.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct PipelineConfig {
     /// The teacher (`[teacher.data]`, `[teacher.model]`, `[teacher.diffusion]`, `[teacher.train]`).
+    #[serde(default = "quick::teacher")]
     pub teacher: TeacherConfig,
+    #[serde(default = "quick::guided")]
     pub guided: GuidedConfig,
+    #[serde(default = "quick::progressive")]
     pub progressive: ProgressiveConfig,
+    #[serde(default = "quick::consistency")]
     pub consistency: ConsistencyConfig,
+    #[serde(default = "quick::features")]
     pub features: FeaturesStage,
+    #[serde(default)]
     pub eval: EvalStage,
+    #[serde(default)]
     pub export: ExportStage,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        Self {
+            teacher: quick::teacher(),
+            guided: quick::guided(),
+            progressive: quick::progressive(),
+            consistency: quick::consistency(),
+            features: quick::features(),
+            eval: EvalStage::default(),
+            export: ExportStage::default(),
+        }
+    }
+}
+
+/// The quick digits chain `fewstep pipeline` runs with no config: a 16-channel U-Net (8×8
+/// digits need no more), and step counts that finish the whole chain in ≤ 15 minutes on 2 cores.
+mod quick {
+    use super::*;
+
+    pub fn teacher() -> TeacherConfig {
+        let mut t = TeacherConfig::default();
+        t.model.model_channels = 16;
+        t.model.num_blocks = 1;
+        t
+    }
+
+    fn short(t: &mut teacher::config::TrainConfig, steps: u64) {
+        t.steps = steps;
+        t.lr = 5e-4;
+    }
+
+    pub fn guided() -> GuidedConfig {
+        let mut g = GuidedConfig::default();
+        short(&mut g.train, 400);
+        g
+    }
+
+    pub fn progressive() -> ProgressiveConfig {
+        let mut p = ProgressiveConfig::default();
+        p.start_steps = 16;
+        short(&mut p.train, 150);
+        p
+    }
+
+    pub fn consistency() -> ConsistencyConfig {
+        let mut c = ConsistencyConfig::default();
+        short(&mut c.train, 400);
+        c
+    }
+
+    pub fn features() -> FeaturesStage {
+        FeaturesStage { steps: 1000 }
+    }
 }
 
 /// The feature network (LeNet on the teacher's dataset).
@@ -635,5 +699,24 @@ fn training_cost(
         title: "Training cost".into(),
         markdown: md,
         data: serde_json::Value::Object(data),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PipelineConfig;
+
+    #[test]
+    fn shipped_default_config_is_the_default() {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/pipeline.toml");
+        assert_eq!(
+            PipelineConfig::from_file(&path).unwrap(),
+            PipelineConfig::default()
+        );
+        // An empty file is the default too (every section left out).
+        assert_eq!(
+            toml::from_str::<PipelineConfig>("").unwrap(),
+            PipelineConfig::default()
+        );
     }
 }

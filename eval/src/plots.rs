@@ -79,8 +79,15 @@ pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
     let (y0, y1) = pts
         .iter()
         .fold((f64::MAX, f64::MIN), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let pad = ((y1 - y0) * 0.08).max(1e-9);
-    let (y0, y1) = ((y0 - pad).min(0.0f64.max(y0 - pad)), y1 + pad);
+    // A y range over more than 20× (a model that fails at 1 step next to good ones) goes on a
+    // log axis, so the good models stay readable.
+    let log_y = y0 > 0.0 && y1 / y0 > 20.0;
+    let (y0, y1) = if log_y {
+        (y0 * 0.8, y1 * 1.25)
+    } else {
+        let pad = ((y1 - y0) * 0.08).max(1e-9);
+        ((y0 - pad).min(0.0f64.max(y0 - pad)), y1 + pad)
+    };
     if x0 == x1 {
         x0 *= 0.5;
         x1 *= 2.0;
@@ -101,13 +108,27 @@ pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
                 format!("{v:.1}")
             }
         };
+        let y_label = |v: &f64| {
+            if log_y {
+                log_tick_label(*v)
+            } else {
+                format!("{v:.1}")
+            }
+        };
+        let y_desc = if log_y {
+            format!("{} (log)", chart.y_label)
+        } else {
+            chart.y_label.to_string()
+        };
         macro_rules! draw {
             ($ctx:expr) => {{
                 let mut ctx = $ctx.map_err(|e| plot_err(path, e))?;
                 ctx.configure_mesh()
                     .x_label_formatter(&x_label)
+                    .y_label_formatter(&y_label)
+                    .max_light_lines(3)
                     .x_desc(chart.x_label)
-                    .y_desc(chart.y_label)
+                    .y_desc(y_desc.as_str())
                     .label_style(("sans-serif", 14))
                     .draw()
                     .map_err(|e| plot_err(path, e))?;
@@ -137,11 +158,18 @@ pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
                     .map_err(|e| plot_err(path, e))?;
             }};
         }
-        if chart.log_x {
-            draw!(builder.build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), y0..y1));
-        } else {
-            let xp = (x1 - x0) * 0.05;
-            draw!(builder.build_cartesian_2d(x0 - xp..x1 + xp, y0..y1));
+        let xp = (x1 - x0) * 0.05;
+        match (chart.log_x, log_y) {
+            (true, true) => draw!(
+                builder.build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0..y1).log_scale())
+            ),
+            (true, false) => {
+                draw!(builder.build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), y0..y1))
+            }
+            (false, true) => {
+                draw!(builder.build_cartesian_2d(x0 - xp..x1 + xp, (y0..y1).log_scale()))
+            }
+            (false, false) => draw!(builder.build_cartesian_2d(x0 - xp..x1 + xp, y0..y1)),
         }
         root.present().map_err(|e| plot_err(path, e))?;
     }
