@@ -174,12 +174,7 @@ fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
             u.plan.description,
             u.plan.nfe(u.steps),
             u.guidance,
-            source
-                .inputs
-                .iter()
-                .map(|i| i.name())
-                .collect::<Vec<_>>()
-                .join(", ")
+            source.input_names()
         );
     }
     println!(

@@ -61,12 +61,7 @@ pub fn match_inputs(
                 d.name,
                 source.kind(),
                 source.path.display(),
-                source
-                    .inputs
-                    .iter()
-                    .map(|i| i.name())
-                    .collect::<Vec<_>>()
-                    .join(", ")
+                source.input_names()
             )));
         };
         if d.elem != input.elem().onnx_code() {

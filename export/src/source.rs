@@ -123,6 +123,15 @@ impl Source {
         }
     }
 
+    /// The graph inputs' names, comma-separated.
+    pub fn input_names(&self) -> String {
+        self.inputs
+            .iter()
+            .map(|i| i.name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
     pub fn kind(&self) -> ModelKind {
         self.checkpoint.header.kind
     }

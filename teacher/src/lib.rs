@@ -3,6 +3,7 @@
 
 pub mod backend;
 pub mod checkpoint;
+pub mod clip_io;
 pub mod config;
 pub mod data;
 pub mod edm;

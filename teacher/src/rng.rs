@@ -19,6 +19,8 @@ pub enum Stream {
     Backend = 4,
     /// Evaluation draws.
     Eval = 5,
+    /// Synthetic data (moving-digits clips: which digits, where, how fast).
+    Data = 6,
 }
 
 /// SplitMix64 finaliser (Steele et al. 2014): a bijective mix so nearby inputs give unrelated seeds.

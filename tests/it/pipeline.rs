@@ -120,9 +120,16 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
     if built {
         let sc = &serving["data"]["engine"]["sidecar"];
         assert!(sc["network_layers"].as_i64().unwrap() > 100, "{sc}");
-        assert_eq!(sc["batch"], serde_json::json!({"min": 1, "opt": 8, "max": 64}));
+        assert_eq!(
+            sc["batch"],
+            serde_json::json!({"min": 1, "opt": 8, "max": 64})
+        );
         let x = &sc["profile"][0];
-        assert_eq!((x["name"].as_str(), &x["max"]), (Some("x"), &serde_json::json!([64, 1, 8, 8])), "{sc}");
+        assert_eq!(
+            (x["name"].as_str(), &x["max"]),
+            (Some("x"), &serde_json::json!([64, 1, 8, 8])),
+            "{sc}"
+        );
         assert!(a.join("export/student-4.plan").is_file());
     } else {
         eprintln!("SKIP engine build in the pipeline: TensorRT feature or libraries absent");

@@ -3,6 +3,7 @@
 pub mod digits;
 pub mod folder;
 pub mod idx;
+pub mod moving;
 
 use std::path::{Path, PathBuf};
 

@@ -1,0 +1,90 @@
+//! Writing clips (`[C, T, H, W]` in [−1, 1]) as an animated PNG (APNG: every browser plays it,
+//! and it is lossless, unlike GIF's palette) and as a frame strip PNG (frames left to right).
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use crate::image_io::{grid, to_u8, write_png};
+use crate::unet::ImageShape;
+
+/// Frame t of a clip, `[C, H, W]`.
+pub fn frame(clip: &[f32], frame: ImageShape, frames: usize, t: usize) -> Vec<f32> {
+    let hw = frame.height * frame.width;
+    (0..frame.channels)
+        .flat_map(|c| {
+            let at = (c * frames + t) * hw;
+            clip[at..at + hw].iter().copied()
+        })
+        .collect()
+}
+
+/// APNG bytes of a clip: `fps` frames per second, looping; each frame enlarged `scale`×.
+pub fn apng_bytes(
+    clip: &[f32],
+    shape: ImageShape,
+    frames: usize,
+    fps: u16,
+    scale: usize,
+) -> Result<Vec<u8>> {
+    let scale = scale.max(1);
+    let (w, h) = (shape.width * scale, shape.height * scale);
+    let color = match shape.channels {
+        1 => png::ColorType::Grayscale,
+        3 => png::ColorType::Rgb,
+        c => {
+            return Err(Error::Invalid(format!(
+                "clips have 1 or 3 channels, not {c}"
+            )));
+        }
+    };
+    let enc_err = |e: png::EncodingError| Error::Invalid(format!("encoding APNG: {e}"));
+    let mut out = Vec::new();
+    {
+        let mut enc = png::Encoder::new(&mut out, w as u32, h as u32);
+        enc.set_color(color);
+        enc.set_depth(png::BitDepth::Eight);
+        enc.set_animated(frames as u32, 0).map_err(enc_err)?;
+        enc.set_frame_delay(1, fps.max(1)).map_err(enc_err)?;
+        let mut writer = enc.write_header().map_err(enc_err)?;
+        let plane = shape.height * shape.width;
+        for t in 0..frames {
+            let f = frame(clip, shape, frames, t);
+            let mut px = Vec::with_capacity(w * h * shape.channels);
+            for y in 0..h {
+                for x in 0..w {
+                    let i = (y / scale) * shape.width + x / scale;
+                    for c in 0..shape.channels {
+                        px.push(to_u8(f[c * plane + i]));
+                    }
+                }
+            }
+            writer.write_image_data(&px).map_err(enc_err)?;
+        }
+        writer.finish().map_err(enc_err)?;
+    }
+    Ok(out)
+}
+
+/// Write a clip as an animated PNG, atomically.
+pub fn write_apng(
+    path: &Path,
+    clip: &[f32],
+    shape: ImageShape,
+    frames: usize,
+    fps: u16,
+) -> Result<()> {
+    let scale = (64 / shape.height.max(1)).clamp(1, 8);
+    crate::checkpoint::write_atomic(path, &apng_bytes(clip, shape, frames, fps, scale)?)
+}
+
+/// Write clips as a strip PNG: one row per clip, its frames left to right.
+pub fn write_strip(path: &Path, clips: &[&[f32]], shape: ImageShape, frames: usize) -> Result<()> {
+    let all: Vec<Vec<f32>> = clips
+        .iter()
+        .flat_map(|c| (0..frames).map(move |t| frame(c, shape, frames, t)))
+        .collect();
+    let refs: Vec<&[f32]> = all.iter().map(Vec::as_slice).collect();
+    let scale = (64 / shape.height.max(1)).clamp(1, 8);
+    let (g, gs) = grid(&refs, shape, frames, scale);
+    write_png(path, &g, gs)
+}

@@ -1,0 +1,183 @@
+//! Moving digits (Srivastava et al. 2015, "Moving MNIST"): digits from an image dataset
+//! bouncing inside a larger frame, one clip per example, labelled with its first digit's class.
+//! Deterministic: clip i depends only on (seed, i) and the source images.
+//!
+//! A clip is `[C, T, H, W]` row-major (channels, then frames), pixels in [−1, 1] with −1 the
+//! background; digits that overlap combine by the brighter pixel, as in the original.
+
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::Dataset;
+use crate::error::{Error, Result};
+use crate::rng::{Stream, rng};
+use crate::unet::ImageShape;
+
+/// How clips are made.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MovingDigitsConfig {
+    /// Frames per clip, T.
+    pub frames: usize,
+    /// Side of the square frame, H = W; at least the source digits' side.
+    pub size: usize,
+    /// Digits per clip (the label is the first one's class).
+    pub digits: usize,
+    /// Largest speed per axis, in pixels per frame (each axis draws from −max…max, not both 0).
+    pub max_speed: i64,
+}
+
+impl Default for MovingDigitsConfig {
+    fn default() -> Self {
+        Self {
+            frames: 8,
+            size: 16,
+            digits: 1,
+            max_speed: 2,
+        }
+    }
+}
+
+/// Clips `[n, C, T, H, W]` and their labels.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Clips {
+    pub data: Vec<f32>,
+    pub labels: Vec<u8>,
+    /// Per-frame shape (C, H, W).
+    pub frame: ImageShape,
+    pub frames: usize,
+}
+
+impl Clips {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Values per clip, C·T·H·W.
+    pub fn clip_len(&self) -> usize {
+        self.frame.channels * self.frames * self.frame.height * self.frame.width
+    }
+
+    pub fn clip(&self, i: usize) -> &[f32] {
+        let l = self.clip_len();
+        &self.data[i * l..(i + 1) * l]
+    }
+
+    /// Frame t of clip i, `[C, H, W]`.
+    pub fn frame_of(&self, i: usize, t: usize) -> Vec<f32> {
+        crate::clip_io::frame(self.clip(i), self.frame, self.frames, t)
+    }
+}
+
+/// Position along one axis after a step of `v` inside `[0, lim]`, reflecting off the walls;
+/// returns the new position and velocity.
+pub fn bounce(p: i64, v: i64, lim: i64) -> (i64, i64) {
+    if lim == 0 {
+        return (0, v);
+    }
+    let (mut p, mut v) = (p + v, v);
+    // Reflect until inside (a speed larger than the room reflects more than once).
+    while p < 0 || p > lim {
+        if p < 0 {
+            p = -p;
+        } else {
+            p = 2 * lim - p;
+        }
+        v = -v;
+    }
+    (p, v)
+}
+
+/// `n` clips from `src` (digits drawn uniformly, positions and velocities from the seed).
+pub fn moving_digits(
+    src: &Dataset,
+    cfg: &MovingDigitsConfig,
+    n: usize,
+    seed: u64,
+) -> Result<Clips> {
+    let s = src.shape;
+    if cfg.size < s.height.max(s.width) || cfg.frames == 0 || cfg.digits == 0 || src.is_empty() {
+        return Err(Error::Invalid(format!(
+            "moving digits: frames = {}, digits = {}, size = {} must be ≥ 1, ≥ 1 and ≥ the source \
+             digits' side {} (and the source must hold images)",
+            cfg.frames,
+            cfg.digits,
+            cfg.size,
+            s.height.max(s.width)
+        )));
+    }
+    if cfg.max_speed < 1 {
+        return Err(Error::Invalid(format!(
+            "moving digits: max_speed = {} must be ≥ 1 pixel per frame",
+            cfg.max_speed
+        )));
+    }
+    let frame = ImageShape {
+        channels: s.channels,
+        height: cfg.size,
+        width: cfg.size,
+    };
+    let (t_n, hw) = (cfg.frames, cfg.size * cfg.size);
+    let clip_len = s.channels * t_n * hw;
+    let (lim_y, lim_x) = ((cfg.size - s.height) as i64, (cfg.size - s.width) as i64);
+    let mut data = vec![-1.0f32; n * clip_len];
+    let mut labels = Vec::with_capacity(n);
+    for i in 0..n {
+        let mut r = rng(seed, Stream::Data, i as u64);
+        let clip = &mut data[i * clip_len..(i + 1) * clip_len];
+        for d in 0..cfg.digits {
+            let k = r.random_range(0..src.len());
+            if d == 0 {
+                labels.push(src.labels[k]);
+            }
+            let (mut y, mut x) = (r.random_range(0..=lim_y), r.random_range(0..=lim_x));
+            let (mut vy, mut vx) = (0, 0);
+            while vy == 0 && vx == 0 {
+                vy = r.random_range(-cfg.max_speed..=cfg.max_speed);
+                vx = r.random_range(-cfg.max_speed..=cfg.max_speed);
+            }
+            let img = src.image(k);
+            for t in 0..t_n {
+                for c in 0..s.channels {
+                    for dy in 0..s.height {
+                        for dx in 0..s.width {
+                            let v = img[(c * s.height + dy) * s.width + dx];
+                            let at =
+                                (c * t_n + t) * hw + (y as usize + dy) * cfg.size + x as usize + dx;
+                            clip[at] = clip[at].max(v);
+                        }
+                    }
+                }
+                (y, vy) = bounce(y, vy, lim_y);
+                (x, vx) = bounce(x, vx, lim_x);
+            }
+        }
+    }
+    Ok(Clips {
+        data,
+        labels,
+        frame,
+        frames: t_n,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bounce_reflects_off_both_walls() {
+        // Room [0, 5]: 4 + 3 = 7 → reflected to 2·5 − 7 = 3, moving back.
+        assert_eq!(bounce(4, 3, 5), (3, -3));
+        // 1 − 3 = −2 → 2, moving forward.
+        assert_eq!(bounce(1, -3, 5), (2, 3));
+        // Inside: plain step.
+        assert_eq!(bounce(2, 2, 5), (4, 2));
+        // Faster than the room is wide: 0 + 12 = 12 → −2 → 2 (two reflections, v back to +).
+        assert_eq!(bounce(0, 12, 5), (2, 12));
+    }
+}
