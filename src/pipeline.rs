@@ -317,6 +317,18 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).expect("plain data")
 }
 
+/// What a training stage says: its steps and loss, or that its checkpoint was already finished.
+fn trained(s: &teacher::train::TrainSummary) -> String {
+    if s.resumed_from == s.steps {
+        format!("kept (already at step {})", s.steps)
+    } else {
+        format!(
+            "step {} (resumed from {}), loss {:.5}",
+            s.steps, s.resumed_from, s.final_loss
+        )
+    }
+}
+
 /// One stage: its name, output folder, hash, and what it does.
 struct Stage<'a> {
     name: &'static str,
@@ -415,10 +427,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             hash: h_teacher.clone(),
             run: Box::new(move || {
                 let s = teacher::train::train_teacher(cfg_t, &o)?;
-                Ok(format!(
-                    "step {} (resumed from {}), loss {:.4}",
-                    s.steps, s.resumed_from, s.final_loss
-                ))
+                Ok(trained(&s))
             }),
         });
     }
@@ -429,10 +438,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             hash: h_guided.clone(),
             run: Box::new(move || {
                 let s = student::guided::run_guided(&t, c, &o)?;
-                Ok(format!(
-                    "step {} (resumed from {}), loss {:.4}",
-                    s.steps, s.resumed_from, s.final_loss
-                ))
+                Ok(trained(&s))
             }),
         });
     }
@@ -459,10 +465,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             hash: h_cons.clone(),
             run: Box::new(move || {
                 let s = student::consistency::run_consistency(&g, c, &o)?;
-                Ok(format!(
-                    "step {} (resumed from {}), loss {:.5}",
-                    s.steps, s.resumed_from, s.final_loss
-                ))
+                Ok(trained(&s))
             }),
         });
     }
