@@ -60,8 +60,10 @@ pub enum Command {
         command: BenchCommand,
     },
     /// The whole job, resumable: teacher → guided → progressive → consistency → features →
-    /// report → ONNX export + parity check.
+    /// export (ONNX + parity, unrolled sampler, engine or its command, Triton) → report.
     Pipeline(PipelineArgs),
+    /// Moving-digits clips (digits bouncing in a frame) written as animated PNGs and a strip.
+    Clips(ClipsArgs),
     /// Export models to ONNX, check them against burn, time them.
     Export {
         #[command(subcommand)]
@@ -440,6 +442,32 @@ pub struct LatencyArgs {
     pub reps: usize,
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ClipsArgs {
+    /// Where the digits come from: the embedded 8×8 digits, or MNIST (with --data DIR).
+    #[arg(long, value_enum, default_value_t = DatasetArg::Digits)]
+    pub dataset: DatasetArg,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Clips to write.
+    #[arg(long, default_value_t = 8)]
+    pub n: usize,
+    /// Frames per clip.
+    #[arg(long, default_value_t = 8)]
+    pub frames: usize,
+    /// Side of the square frame (≥ the digits' side).
+    #[arg(long, default_value_t = 16)]
+    pub size: usize,
+    /// Digits per clip.
+    #[arg(long, default_value_t = 1)]
+    pub digits: usize,
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
+    /// Output folder: clip-NNN.png (animated) and strip.png (one row per clip).
+    #[arg(long)]
+    pub out: PathBuf,
 }
 
 #[derive(Args, Debug)]

@@ -30,6 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Sample(args) => sample(args, device),
         Command::Student { command } => student_cmd(command, device, cli.quiet),
         Command::Bench { command } => crate::bench::run(command, device, cli.quiet),
+        Command::Clips(args) => clips(args),
         Command::Eval {
             command: EvalCommand::TrainFeatures(args),
         } => train_features(args, device, cli.quiet),
@@ -198,6 +199,46 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
 }
 
 /// Median of timings in seconds.
+fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
+    use teacher::data::moving::{MovingDigitsConfig, moving_digits};
+    use teacher::data::{DataConfig, DataSource, Split};
+    let source = match a.dataset {
+        DatasetArg::Digits => DataSource::Digits,
+        DatasetArg::Mnist => DataSource::Mnist,
+        DatasetArg::Folder => DataSource::Folder,
+    };
+    let src = DataConfig {
+        source,
+        ..Default::default()
+    }
+    .load(a.data.as_deref(), Split::Train)?;
+    let cfg = MovingDigitsConfig {
+        frames: a.frames,
+        size: a.size,
+        digits: a.digits,
+        ..Default::default()
+    };
+    let c = moving_digits(&src, &cfg, a.n, a.seed)?;
+    std::fs::create_dir_all(&a.out)
+        .with_context(|| format!("cannot create `{}`", a.out.display()))?;
+    for i in 0..c.len() {
+        let p = a.out.join(format!("clip-{i:03}.png"));
+        teacher::clip_io::write_apng(&p, c.clip(i), c.frame, c.frames, 8)?;
+    }
+    let all: Vec<&[f32]> = (0..c.len()).map(|i| c.clip(i)).collect();
+    teacher::clip_io::write_strip(&a.out.join("strip.png"), &all, c.frame, c.frames)?;
+    println!(
+        "wrote {} clips of {} frames {}×{} (labels {:?}) and strip.png to {}",
+        c.len(),
+        c.frames,
+        c.frame.height,
+        c.frame.width,
+        c.labels,
+        a.out.display()
+    );
+    Ok(())
+}
+
 fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Result<()> {
     use teacher::data::{DataConfig, DataSource, Split};
     let source = match args.dataset {

@@ -257,5 +257,30 @@ fn clips_write_as_animated_png_and_frame_strip() {
     let strip = image::open(dir.join("strip.png")).unwrap();
     // 8 frames × (16·4 + 1) + 1 wide, 2 clips × 65 + 1 high (cells enlarged 4×, 1-px borders).
     assert_eq!((strip.width(), strip.height()), (8 * 65 + 1, 2 * 65 + 1));
+    // The command a person uses to look at the data: animated clips and a strip; bad sizes named.
+    let out = dir.join("cli");
+    let said = crate::fixtures::ok(crate::fixtures::fewstep(&[
+        "clips",
+        "--n",
+        "3",
+        "--digits",
+        "2",
+        "--size",
+        "20",
+        "--out",
+        &out.display().to_string(),
+    ]));
+    assert!(said.contains("wrote 3 clips of 8 frames 20×20"), "{said}");
+    for f in ["clip-000.png", "clip-002.png", "strip.png"] {
+        assert!(out.join(f).is_file(), "{f}");
+    }
+    let e = crate::fixtures::err(crate::fixtures::fewstep(&[
+        "clips",
+        "--size",
+        "4",
+        "--out",
+        &out.display().to_string(),
+    ]));
+    assert!(e.contains("size = 4"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }
