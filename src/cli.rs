@@ -240,6 +240,16 @@ pub enum DatasetArg {
     Folder,
 }
 
+impl From<DatasetArg> for teacher::data::DataSource {
+    fn from(d: DatasetArg) -> Self {
+        match d {
+            DatasetArg::Digits => Self::Digits,
+            DatasetArg::Mnist => Self::Mnist,
+            DatasetArg::Folder => Self::Folder,
+        }
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum EvalCommand {
     /// Train the LeNet-style feature network (classifier) on a dataset and keep it.

@@ -16,9 +16,8 @@ use teacher::sample::{ClassChoice, SampleSpec};
 use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
-    ClassifyArgs, Cli, Command, DatasetArg, DeviceArg, EvalCommand, FidArgs, LatencyArgs,
-    SampleArgs, SamplerArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs,
-    TrainFeaturesArgs,
+    ClassifyArgs, Cli, Command, DeviceArg, EvalCommand, FidArgs, LatencyArgs, SampleArgs,
+    SamplerArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs, TrainFeaturesArgs,
 };
 
 pub fn run(cli: Cli) -> Result<()> {
@@ -202,11 +201,7 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
 fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
     use teacher::data::moving::{MovingDigitsConfig, moving_digits};
     use teacher::data::{DataConfig, DataSource, Split};
-    let source = match a.dataset {
-        DatasetArg::Digits => DataSource::Digits,
-        DatasetArg::Mnist => DataSource::Mnist,
-        DatasetArg::Folder => DataSource::Folder,
-    };
+    let source = DataSource::from(a.dataset);
     let src = DataConfig {
         source,
         ..Default::default()
@@ -241,11 +236,7 @@ fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
 
 fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Result<()> {
     use teacher::data::{DataConfig, DataSource, Split};
-    let source = match args.dataset {
-        DatasetArg::Digits => DataSource::Digits,
-        DatasetArg::Mnist => DataSource::Mnist,
-        DatasetArg::Folder => DataSource::Folder,
-    };
+    let source = DataSource::from(args.dataset);
     let name = source.name();
     let data = DataConfig {
         source,

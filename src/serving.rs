@@ -22,25 +22,15 @@ pub const SUMMARY: &str = "export.json";
 pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<String> {
     let steps = ex.steps;
     let source = export::source::Source::load(prog, Some(steps), dev)?;
-    let model = export::export_model(&source, &export::ExportOptions::default())?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
     let onnx = out.join(format!("student-{steps}.onnx"));
-    let onnx_bytes = export::write_model(&model, &onnx)?;
     let opts = export::check::CheckOptions {
         batch: ex.check_batch,
         seed: 0,
         tolerance: None,
         save_io: None,
     };
-    let r = export::check::check(&onnx, &source, dev, &opts)?;
-    if !r.passed() {
-        bail!(
-            "`{}` differs from burn by {:.3e} > {:.0e}",
-            onnx.display(),
-            r.max_abs_err,
-            r.tolerance
-        );
-    }
+    let (onnx_bytes, r) = export_checked(&source, &onnx, &opts, dev, "burn")?;
     let batch: BatchProfile = ex
         .engine_batch
         .parse()
@@ -64,19 +54,7 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
     let w = ex.guidance;
     let unrolled = export::source::Source::load_unrolled(prog, steps, w, dev)?;
     let sampler = out.join(format!("sampler-{steps}.onnx"));
-    let sampler_bytes = export::write_model(
-        &export::export_model(&unrolled, &export::ExportOptions::default())?,
-        &sampler,
-    )?;
-    let rs = export::check::check(&sampler, &unrolled, dev, &opts)?;
-    if !rs.passed() {
-        bail!(
-            "`{}` differs from `fewstep sample` by {:.3e} > {:.0e}",
-            sampler.display(),
-            rs.max_abs_err,
-            rs.tolerance
-        );
-    }
+    let (sampler_bytes, rs) = export_checked(&unrolled, &sampler, &opts, dev, "`fewstep sample`")?;
     export::triton::write_repository(
         &sampler,
         &out.join("model_repository"),
@@ -125,6 +103,29 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
         },
         triton.config.display()
     ))
+}
+
+/// Export `source` to `path` and check it under tract; an error when it differs from
+/// `reference` (what the check compares with) beyond the tolerance. Returns the file's size.
+fn export_checked(
+    source: &export::source::Source,
+    path: &Path,
+    opts: &export::check::CheckOptions,
+    dev: &Device,
+    reference: &str,
+) -> Result<(u64, export::check::CheckReport)> {
+    let model = export::export_model(source, &export::ExportOptions::default())?;
+    let bytes = export::write_model(&model, path)?;
+    let r = export::check::check(path, source, dev, opts)?;
+    if !r.passed() {
+        bail!(
+            "`{}` differs from {reference} by {:.3e} > {:.0e}",
+            path.display(),
+            r.max_abs_err,
+            r.tolerance
+        );
+    }
+    Ok((bytes, r))
 }
 
 /// The report's "Serving" section from `export.json`.

@@ -18,12 +18,9 @@ use teacher::edm::loss::edm_loss;
 use teacher::edm::{Cond, Denoiser};
 use teacher::model::ModelSpec;
 
-use crate::cli::BenchUnetArgs;
+use export::bench::median;
 
-pub fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(|a, b| a.total_cmp(b));
-    v[v.len() / 2]
-}
+use crate::cli::BenchUnetArgs;
 
 /// Median throughput of one U-Net.
 #[derive(Debug, Clone, Serialize, Deserialize)]
