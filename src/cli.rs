@@ -252,7 +252,8 @@ impl From<DatasetArg> for teacher::data::DataSource {
 
 #[derive(Subcommand, Debug)]
 pub enum EvalCommand {
-    /// Train the LeNet-style feature network (classifier) on a dataset and keep it.
+    /// Train the feature network (LeNet classifier for images, 3D-conv clip classifier for clips)
+    /// on a dataset and keep it.
     TrainFeatures(TrainFeaturesArgs),
     /// Class accuracy of conditional samples (`NNNNN_cK.png`) under a feature network.
     Classify(ClassifyArgs),
@@ -280,6 +281,10 @@ pub struct TrainFeaturesArgs {
     /// Data directory (mnist, folder).
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Train on the `[data]` of this teacher config instead of `--dataset` (e.g. the moving-digit
+    /// clips of configs/moving-digits.toml, which gives the clip network behind FVD).
+    #[arg(long, conflicts_with = "dataset")]
+    pub config: Option<PathBuf>,
     /// Output directory (features.json + lenet.bpk).
     #[arg(long)]
     pub out: PathBuf,

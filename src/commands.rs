@@ -113,6 +113,9 @@ struct SamplesMeta<'a> {
     classes: &'a [usize],
 }
 
+/// Frame rate of written clips.
+const CLIP_FPS: u16 = 8;
+
 fn sample(args: SampleArgs, device: Device) -> Result<()> {
     let path = student::sample::resolve_model(&args.model, args.steps)?;
     let ck = Checkpoint::load(&path)?;
@@ -152,21 +155,34 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
     let (out, plan) = student::sample::sample_any(&ck, &spec, &device)?;
     let seconds = t.elapsed().as_secs_f64();
     let shape = ck.header.spec.shape;
-    let len = shape.channels * shape.height * shape.width;
+    let len = shape.len();
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating `{}`", args.out.display()))?;
     let images: Vec<&[f32]> = out.images.chunks(len).collect();
-    for (i, (img, c)) in images.iter().zip(&out.classes).enumerate() {
-        write_png(&args.out.join(format!("{i:05}_c{c}.png")), img, shape)?;
-    }
     let cols = if classes == ClassChoice::All {
         num_classes.min(args.n)
     } else {
         (args.n as f64).sqrt().ceil() as usize
     };
-    let scale = (64 / shape.height.max(1)).clamp(1, 8);
-    let (g, gshape) = grid(&images, shape, cols, scale);
-    write_png(&args.out.join("grid.png"), &g, gshape)?;
+    if shape.is_clip() {
+        // Clips: each one an animated PNG, an animated grid, and a strip of the first ten.
+        let (frame, t) = (shape.frame(), shape.frames);
+        for (i, (clip, c)) in images.iter().zip(&out.classes).enumerate() {
+            let p = args.out.join(format!("{i:05}_c{c}.png"));
+            teacher::clip_io::write_apng(&p, clip, frame, t, CLIP_FPS)?;
+        }
+        let grid_path = args.out.join("grid.png");
+        teacher::clip_io::write_grid_apng(&grid_path, &images, frame, t, cols, CLIP_FPS)?;
+        let first = &images[..images.len().min(10)];
+        teacher::clip_io::write_strip(&args.out.join("strip.png"), first, frame, t)?;
+    } else {
+        for (i, (img, c)) in images.iter().zip(&out.classes).enumerate() {
+            write_png(&args.out.join(format!("{i:05}_c{c}.png")), img, shape)?;
+        }
+        let scale = (64 / shape.height.max(1)).clamp(1, 8);
+        let (g, gshape) = grid(&images, shape, cols, scale);
+        write_png(&args.out.join("grid.png"), &g, gshape)?;
+    }
     let meta = SamplesMeta {
         model: path.display().to_string(),
         kind: ck.header.kind,
@@ -183,8 +199,13 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
         &args.out.join("samples.json"),
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;
+    let what = if shape.is_clip() {
+        "clips (animated PNG), grid.png (animated) and strip.png"
+    } else {
+        "images and grid.png"
+    };
     println!(
-        "wrote {} images and grid.png to {} — {:?} model, NFE per image {} ({} steps, {}, w = {}), {:.2} s",
+        "wrote {} {what} to {} — {:?} model, NFE per image {} ({} steps, {}, w = {}), {:.2} s",
         args.n,
         args.out.display(),
         plan.kind,
@@ -218,7 +239,7 @@ fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
         .with_context(|| format!("cannot create `{}`", a.out.display()))?;
     for i in 0..c.len() {
         let p = a.out.join(format!("clip-{i:03}.png"));
-        teacher::clip_io::write_apng(&p, c.clip(i), c.frame, c.frames, 8)?;
+        teacher::clip_io::write_apng(&p, c.clip(i), c.frame, c.frames, CLIP_FPS)?;
     }
     let all: Vec<&[f32]> = (0..c.len()).map(|i| c.clip(i)).collect();
     teacher::clip_io::write_strip(&a.out.join("strip.png"), &all, c.frame, c.frames)?;
@@ -236,12 +257,14 @@ fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
 
 fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Result<()> {
     use teacher::data::{DataConfig, DataSource, Split};
-    let source = DataSource::from(args.dataset);
-    let name = source.name();
-    let data = DataConfig {
-        source,
-        ..Default::default()
+    let data = match &args.config {
+        Some(path) => TeacherConfig::from_file(path)?.data,
+        None => DataConfig {
+            source: DataSource::from(args.dataset),
+            ..Default::default()
+        },
     };
+    let name = data.name();
     let train = data.load(args.data.as_deref(), Split::Train)?;
     let test = data.load(args.data.as_deref(), Split::Test)?;
     let mut cfg = eval::classifier::ClassifierConfig::for_shape(train.shape);
@@ -249,9 +272,20 @@ fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Resul
         cfg.steps = s;
     }
     let meta =
-        eval::classifier::train_classifier(&cfg, name, &train, &test, &args.out, quiet, &device)?;
+        eval::classifier::train_classifier(&cfg, &name, &train, &test, &args.out, quiet, &device)?;
+    let net = if train.shape.is_clip() {
+        "3D-conv clip net"
+    } else {
+        "LeNet"
+    };
+    if let Some(o) = meta.order_accuracy {
+        println!(
+            "frame order (true vs shuffled) test accuracy {:.2}%",
+            100.0 * o
+        );
+    }
     println!(
-        "feature network (LeNet, {}-d features) trained on {name} in {:.0} s: test accuracy {:.2}% on {} images; saved in {}",
+        "feature network ({net}, {}-d features) trained on {name} in {:.0} s: test accuracy {:.2}% on {} examples; saved in {}",
         cfg.feature_dim,
         meta.train_seconds,
         100.0 * meta.test_accuracy,
@@ -401,6 +435,26 @@ pub fn image_source(
             d.shape,
         ))
     };
+    if let Some(rest) = name.strip_prefix("run:") {
+        // `run:DIR:test` — the split of the data the model in DIR was trained on (its config's
+        // `[data]`, clips included).
+        let (dir, which) = rest.rsplit_once(':').unwrap_or((rest, "test"));
+        let which = match which {
+            "train" => Split::Train,
+            "test" => Split::Test,
+            other => bail!("`{spec}`: the split after the run is `train` or `test`, not `{other}`"),
+        };
+        let ck = teacher::checkpoint::Checkpoint::load(&student::sample::resolve_model(
+            Path::new(dir),
+            4,
+        )?)?;
+        let cfg = student::source::Source::teacher_config_of(&ck)?;
+        let recorded = ck.header.extra.get("data_path").and_then(|v| v.as_str());
+        let d = cfg.data.load(data.or(recorded.map(Path::new)), which)?;
+        let d = limit.map(|n| d.take(n)).unwrap_or(d);
+        let classes = d.labels.iter().map(|&l| l as usize).collect();
+        return Ok((d.images, classes, d.shape));
+    }
     match name {
         "digits-train" => split(DataSource::Digits, Split::Train),
         "digits-test" => split(DataSource::Digits, Split::Test),
@@ -410,12 +464,12 @@ pub fn image_source(
             let path = Path::new(dir);
             if !path.is_dir() {
                 bail!(
-                    "`{spec}`: not a folder of samples nor one of digits-train, digits-test, mnist-train, mnist-test (optionally `:N`)"
+                    "`{spec}`: not a folder of samples nor one of digits-train, digits-test, mnist-train, mnist-test, run:DIR:train, run:DIR:test (optionally `:N`)"
                 );
             }
             let mut set = eval::samples::load_samples(path, channels)?;
             if let Some(n) = limit {
-                let len = set.shape.channels * set.shape.height * set.shape.width;
+                let len = set.shape.len();
                 set.images.truncate(n * len);
                 set.classes.truncate(n);
             }

@@ -97,7 +97,8 @@ mod quick {
     }
 }
 
-/// The feature network (LeNet on the teacher's dataset).
+/// The feature network trained on the teacher's dataset (LeNet for images, the 3D-conv clip
+/// network for clips).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct FeaturesStage {
@@ -418,7 +419,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
         state.save(&run)?;
     }
 
-    let dataset = cfg.teacher.data.source.name();
+    let dataset = cfg.teacher.data.name();
     let mut stages: Vec<Stage> = Vec::new();
     if args.from_teacher.is_none() {
         let (cfg_t, o) = (&cfg.teacher, opts(dir("teacher")));
@@ -476,7 +477,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
             device.clone(),
             cfg.teacher.data.clone(),
         );
-        let steps = cfg.features.steps;
+        let (steps, ds) = (cfg.features.steps, dataset.clone());
         stages.push(Stage {
             name: "features",
             hash: h_feat.clone(),
@@ -489,19 +490,21 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
                 // A network trained to this very config (a run cut after it finished) is kept.
                 if let Ok((_, m)) = eval::classifier::load_classifier(&out, &dev)
                     && m.config == c
-                    && m.dataset == dataset
+                    && m.dataset == ds
                 {
                     return Ok(format!(
-                        "kept, LeNet test accuracy {:.2}%",
+                        "kept, feature network test accuracy {:.2}%",
                         100.0 * m.test_accuracy
                     ));
                 }
-                let m = eval::classifier::train_classifier(
-                    &c, dataset, &train, &test, &out, quiet, &dev,
-                )?;
+                let m =
+                    eval::classifier::train_classifier(&c, &ds, &train, &test, &out, quiet, &dev)?;
                 Ok(format!(
-                    "LeNet test accuracy {:.2}%",
-                    100.0 * m.test_accuracy
+                    "feature network test accuracy {:.2}%{}",
+                    100.0 * m.test_accuracy,
+                    m.order_accuracy
+                        .map(|o| format!(", frame-order accuracy {:.2}%", 100.0 * o))
+                        .unwrap_or_default()
                 ))
             }),
         });
@@ -517,7 +520,16 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
     }
     {
         let e = cfg.eval.clone();
-        let reference = format!("{dataset}-test");
+        // Clips have no named split: the reference is the teacher's own data config's.
+        let (reference, real) = if cfg.teacher.data.is_clips() {
+            let t = teacher_dir.display();
+            (format!("run:{t}:test"), format!("run:{t}:train:{}", e.n))
+        } else {
+            (
+                format!("{dataset}-test"),
+                format!("{dataset}-train:{}", e.n),
+            )
+        };
         let args_r = ReportArgs {
             runs: vec![
                 teacher_dir.clone(),
@@ -526,11 +538,7 @@ pub fn pipeline(args: PipelineArgs, device: Device, quiet: bool) -> Result<()> {
                 dir("consistency"),
             ],
             features: dir("features"),
-            real: Some(
-                e.real
-                    .clone()
-                    .unwrap_or_else(|| format!("{dataset}-train:{}", e.n)),
-            ),
+            real: Some(e.real.clone().unwrap_or(real)),
             reference,
             out: dir("report"),
             data: data.clone(),

@@ -116,16 +116,24 @@ pub fn report_with(
         let (s, sampler, seconds) = sample_timed(&ck, &args, *steps, args.guidance, &device)?;
         let shape = ck.header.spec.shape;
         let metrics = score(&space, &reference, &s.images, &s.classes, shape, k, &device)?;
-        let len = shape.channels * shape.height * shape.width;
+        let len = shape.len();
         let imgs: Vec<&[f32]> = s.images.chunks(len).take(GRID_SAMPLES).collect();
-        let (g, gs) = grid(
-            &imgs,
-            shape,
-            ck.header.spec.num_classes.min(GRID_SAMPLES),
-            (64 / shape.height.max(1)).clamp(1, 8),
-        );
+        let cols = ck.header.spec.num_classes.min(GRID_SAMPLES);
         let grid_file = format!("grid-{name}-{steps:03}.png");
-        write_png(&args.out.join(&grid_file), &g, gs)?;
+        let animation = if shape.is_clip() {
+            // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
+            let (frame, t) = (shape.frame(), shape.frames);
+            let strip = &imgs[..imgs.len().min(cols)];
+            teacher::clip_io::write_strip(&args.out.join(&grid_file), strip, frame, t)?;
+            let anim = format!("anim-{name}-{steps:03}.png");
+            teacher::clip_io::write_grid_apng(&args.out.join(&anim), &imgs, frame, t, cols, 8)?;
+            Some(anim)
+        } else {
+            let scale = (64 / shape.height.max(1)).clamp(1, 8);
+            let (g, gs) = grid(&imgs, shape, cols, scale);
+            write_png(&args.out.join(&grid_file), &g, gs)?;
+            None
+        };
         let config_hash = Sha256::digest(ck.header.config.as_bytes())
             .iter()
             .take(8)
@@ -146,6 +154,7 @@ pub fn report_with(
             seconds_per_1000: seconds * 1000.0 / args.n as f64,
             metrics,
             grid: grid_file,
+            animation,
         });
         if ck.header.kind == ModelKind::Teacher && teacher_ck.is_none() {
             teacher_ck = Some(ck);
@@ -177,6 +186,7 @@ pub fn report_with(
     let mut results = Results {
         title: args.title.clone(),
         command: command_line(),
+        metric: space.metric().into(),
         features: space.name(),
         reference: args.reference.clone(),
         real_vs_real,
@@ -189,11 +199,14 @@ pub fn report_with(
     results.compute_headline();
     write_report(&args.out, &results)?;
     println!("report written to {}", args.out.join("report.md").display());
+    let h = &results.headline;
     if let (Some(f), Some(s)) = (
-        results.headline.fid_ratio_student4_vs_teacher50,
-        results.headline.speedup_student4_vs_teacher50,
+        h.fid_ratio_student4_vs_teacher50
+            .or(h.fvd_ratio_student4_vs_teacher50),
+        h.speedup_student4_vs_teacher50,
     ) {
-        println!("headline: best 4-step student FID = {f:.3}× teacher-50's, {s:.1}× faster");
+        let d = &results.metric;
+        println!("headline: best 4-step student {d} = {f:.3}× teacher-50's, {s:.1}× faster");
     }
     Ok(())
 }

@@ -1,6 +1,7 @@
-//! The feature network fewstep trains itself (no registry ships Inception weights): a LeNet-style
-//! CNN (LeCun et al. 1998) classifier whose penultimate activations are the features of
-//! "FID (LeNet features)" and whose predictions give class accuracy of conditional samples.
+//! The feature networks fewstep trains itself (no registry ships Inception or I3D weights): a
+//! LeNet-style CNN (LeCun et al. 1998) for images, whose penultimate activations are the features
+//! of "FID (LeNet features)", and a 3D-conv clip classifier ([`crate::clipnet`]) for clips, behind
+//! "FVD (own features)". Their predictions give the class accuracy of conditional samples.
 
 use std::path::Path;
 use std::time::Instant;
@@ -21,13 +22,15 @@ use teacher::data::Dataset;
 use teacher::rng::{Stream, derive_seed, rng};
 use teacher::unet::ImageShape;
 
+use crate::clipnet::{ClipNet, permute_frames, shuffled_order};
 use crate::error::{EvalError, Result};
 
 /// Shape and training of the feature classifier.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClassifierConfig {
-    /// Channels of the two convolution stages.
+    /// Channels of the two convolution stages (LeNet; the clip network uses them for its 3D
+    /// convolutions).
     pub channels: [usize; 2],
     /// Width of the penultimate layer: the feature dimension.
     pub feature_dim: usize,
@@ -85,10 +88,21 @@ impl ClassifierConfig {
         }
     }
 
-    pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> LeNet {
+    /// The network for examples of `shape`: a LeNet for images, a [`ClipNet`] for clips.
+    pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> FeatureNet {
+        if shape.is_clip() {
+            return FeatureNet::Clip(ClipNet::new(
+                shape,
+                self.channels,
+                self.feature_dim,
+                self.dropout,
+                num_classes,
+                device,
+            ));
+        }
         let pad = PaddingConfig2d::Explicit(1, 1, 1, 1);
         let [a, b] = self.channels;
-        LeNet {
+        FeatureNet::Image(LeNet {
             conv1: Conv2dConfig::new([shape.channels, a], [3, 3])
                 .with_padding(pad.clone())
                 .init(device),
@@ -103,6 +117,39 @@ impl ClassifierConfig {
             fc: LinearConfig::new(b * POOLED * POOLED, self.feature_dim).init(device),
             dropout: DropoutConfig::new(self.dropout).init(),
             head: LinearConfig::new(self.feature_dim, num_classes).init(device),
+        })
+    }
+}
+
+/// A trained feature network: LeNet for images, [`ClipNet`] for clips.
+#[derive(Module, Debug)]
+pub enum FeatureNet {
+    Image(LeNet),
+    Clip(ClipNet),
+}
+
+impl FeatureNet {
+    /// Penultimate activations, `[n, c·t, h, w]` → `[n, feature_dim]`.
+    pub fn features(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            FeatureNet::Image(m) => m.features(x),
+            FeatureNet::Clip(m) => m.features(x),
+        }
+    }
+
+    /// Class logits, `[n, c·t, h, w]` → `[n, classes]`.
+    pub fn logits(&self, x: Tensor<4>) -> Tensor<2> {
+        match self {
+            FeatureNet::Image(m) => m.logits(x),
+            FeatureNet::Clip(m) => m.logits(x),
+        }
+    }
+
+    /// What the network is, for reports.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            FeatureNet::Image(_) => "LeNet",
+            FeatureNet::Clip(_) => "3D-conv clip net",
         }
     }
 }
@@ -136,6 +183,10 @@ pub struct FeatureMeta {
     pub config: ClassifierConfig,
     /// Accuracy on the dataset's held-out test split.
     pub test_accuracy: f64,
+    /// Clips: accuracy of telling true-order from shuffled clips on the test split (half of
+    /// each, shuffled by a fixed seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub order_accuracy: Option<f64>,
     pub test_examples: usize,
     pub train_seconds: f64,
 }
@@ -151,16 +202,17 @@ pub fn images_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Tensor<4
         .flat_map(|&i| data.image(i).iter().copied())
         .collect();
     Tensor::from_data(
-        TensorData::new(px, [idx.len(), s.channels, s.height, s.width]),
+        TensorData::new(px, [idx.len(), s.planes(), s.height, s.width]),
         device,
     )
 }
 
-/// `img` moved by (dy, dx) pixels, the uncovered border filled with black (−1).
+/// `img` moved by (dy, dx) pixels, the uncovered border filled with black (−1); a clip moves as
+/// a whole (every frame by the same amount).
 fn shifted(img: &[f32], shape: ImageShape, dy: isize, dx: isize) -> Vec<f32> {
     let (h, w) = (shape.height as isize, shape.width as isize);
     let mut out = vec![-1.0; img.len()];
-    for c in 0..shape.channels as isize {
+    for c in 0..shape.planes() as isize {
         for y in 0..h {
             for x in 0..w {
                 let (sy, sx) = (y - dy, x - dx);
@@ -180,9 +232,9 @@ pub fn batches<'a>(
     batch: usize,
     device: &'a Device,
 ) -> impl Iterator<Item = Tensor<4>> + 'a {
-    let len = shape.channels * shape.height * shape.width;
+    let len = shape.len();
     images.chunks(len * batch).map(move |chunk| {
-        let dims = [chunk.len() / len, shape.channels, shape.height, shape.width];
+        let dims = [chunk.len() / len, shape.planes(), shape.height, shape.width];
         Tensor::<4>::from_data(TensorData::new(chunk.to_vec(), dims), device)
     })
 }
@@ -191,7 +243,12 @@ pub fn batches<'a>(
 pub const EVAL_BATCH: usize = 500;
 
 /// Predicted class of each image (`[n·C·H·W]` values), in batches.
-pub fn predict(model: &LeNet, images: &[f32], shape: ImageShape, device: &Device) -> Vec<usize> {
+pub fn predict(
+    model: &FeatureNet,
+    images: &[f32],
+    shape: ImageShape,
+    device: &Device,
+) -> Vec<usize> {
     batches(images, shape, EVAL_BATCH, device)
         .flat_map(|x| {
             let pred = model.logits(x).argmax(1).into_data().convert::<i64>();
@@ -238,7 +295,7 @@ pub fn train_classifier(
                 })
                 .collect();
             Tensor::from_data(
-                TensorData::new(px, [idx.len(), s.channels, s.height, s.width]),
+                TensorData::new(px, [idx.len(), s.planes(), s.height, s.width]),
                 &ad,
             )
         };
@@ -252,7 +309,16 @@ pub fn train_classifier(
             &ad,
         );
         ad.seed(derive_seed(cfg.seed, Stream::Backend, step));
-        let loss = loss_fn.forward(model.logits(x), y);
+        let loss = match &model {
+            FeatureNet::Image(m) => loss_fn.forward(m.logits(x), y),
+            FeatureNet::Clip(m) => {
+                // Half the clips shuffled: class and order heads share the features.
+                let (x, order) = shuffle_half(x, train.shape, &mut r, &ad);
+                let feats = m.features(x);
+                loss_fn.forward(m.logits_of(feats.clone()), y)
+                    + loss_fn.forward(m.order_logits_of(feats), order)
+            }
+        };
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         // Step decay: full rate for the first 2/3, a tenth after (a standard LeNet schedule).
         let lr = if step < cfg.steps * 2 / 3 {
@@ -272,12 +338,17 @@ pub fn train_classifier(
         .zip(&test.labels)
         .filter(|(p, l)| **p == **l as usize)
         .count();
+    let order_accuracy = match &model {
+        FeatureNet::Image(_) => None,
+        FeatureNet::Clip(m) => Some(order_accuracy(m, test, cfg.seed, device)),
+    };
     let meta = FeatureMeta {
         dataset: dataset_name.to_string(),
         shape: train.shape,
         num_classes: train.num_classes,
         config: cfg.clone(),
         test_accuracy: correct as f64 / test.len().max(1) as f64,
+        order_accuracy,
         test_examples: test.len(),
         train_seconds,
     };
@@ -295,8 +366,70 @@ pub fn train_classifier(
     Ok(meta)
 }
 
+/// Shuffle the frames of a random half of the clips in `x`; returns the clips and the order
+/// labels (0 = true order, 1 = shuffled).
+fn shuffle_half(
+    x: Tensor<4>,
+    shape: ImageShape,
+    r: &mut impl Rng,
+    device: &Device,
+) -> (Tensor<4>, Tensor<1, Int>) {
+    let dims = x.dims();
+    let values = x
+        .into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 clips");
+    let mut labels = Vec::with_capacity(dims[0]);
+    let px: Vec<f32> = values
+        .chunks(shape.len())
+        .flat_map(|clip| {
+            let shuffle = r.random::<bool>();
+            labels.push(shuffle as i64);
+            match shuffle {
+                true => permute_frames(clip, shape, &shuffled_order(shape.frames, r)),
+                false => clip.to_vec(),
+            }
+        })
+        .collect();
+    (
+        Tensor::from_data(TensorData::new(px, dims), device),
+        Tensor::from_data(TensorData::new(labels, [dims[0]]), device),
+    )
+}
+
+/// Share of test clips whose order (true or shuffled) the network tells right; every odd clip is
+/// shuffled by a fixed draw.
+fn order_accuracy(model: &ClipNet, test: &Dataset, seed: u64, device: &Device) -> f64 {
+    let mut r = rng(seed, Stream::Data, u64::MAX);
+    let s = test.shape;
+    let px: Vec<f32> = (0..test.len())
+        .flat_map(|i| match i % 2 {
+            1 => permute_frames(test.image(i), s, &shuffled_order(s.frames, &mut r)),
+            _ => test.image(i).to_vec(),
+        })
+        .collect();
+    let pred: Vec<i64> = batches(&px, s, EVAL_BATCH, device)
+        .flat_map(|x| {
+            model
+                .order_logits(x)
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .try_into_vec::<i64>()
+                .expect("int argmax")
+        })
+        .collect();
+    let right = pred
+        .iter()
+        .enumerate()
+        .filter(|(i, p)| **p == (i % 2) as i64)
+        .count();
+    right as f64 / test.len().max(1) as f64
+}
+
 /// Load a feature network saved by [`train_classifier`].
-pub fn load_classifier(dir: &Path, device: &Device) -> Result<(LeNet, FeatureMeta)> {
+pub fn load_classifier(dir: &Path, device: &Device) -> Result<(FeatureNet, FeatureMeta)> {
     let meta_path = dir.join(META_FILE);
     let text = std::fs::read_to_string(&meta_path).map_err(|_| EvalError::Features {
         path: dir.to_path_buf(),
@@ -333,6 +466,7 @@ mod tests {
             channels: 1,
             height: 3,
             width: 3,
+            frames: 1,
         };
         let img: Vec<f32> = (0..9).map(|v| v as f32).collect();
         let out = shifted(&img, shape, 1, 1);

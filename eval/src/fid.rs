@@ -8,16 +8,17 @@ use burn::tensor::Device;
 use sha2::{Digest, Sha256};
 use teacher::unet::ImageShape;
 
-use crate::classifier::{FeatureMeta, LeNet, WEIGHTS_FILE, load_classifier};
+use crate::classifier::{FeatureMeta, FeatureNet, WEIGHTS_FILE, load_classifier};
 use crate::error::{EvalError, Result};
 use crate::frechet::FeatureStats;
 use crate::onnx_features::OnnxFeatures;
 
 /// Where features come from.
 pub enum FeatureSpace {
-    /// Penultimate activations of fewstep's own LeNet classifier.
-    LeNet {
-        model: LeNet,
+    /// Penultimate activations of a network fewstep trained itself: the LeNet classifier for
+    /// images, the 3D-conv clip classifier for clips.
+    Trained {
+        model: FeatureNet,
         meta: FeatureMeta,
         dir: PathBuf,
     },
@@ -40,7 +41,7 @@ impl FeatureSpace {
             return Ok(FeatureSpace::Onnx(OnnxFeatures::load(arg)?));
         }
         let (model, meta) = load_classifier(arg, device)?;
-        Ok(FeatureSpace::LeNet {
+        Ok(FeatureSpace::Trained {
             model,
             meta,
             dir: arg.to_path_buf(),
@@ -50,7 +51,11 @@ impl FeatureSpace {
     /// The honest name for reports: "FID (LeNet features, mnist)" and the like.
     pub fn name(&self) -> String {
         match self {
-            FeatureSpace::LeNet { meta, .. } => format!(
+            FeatureSpace::Trained { meta, .. } if meta.shape.is_clip() => format!(
+                "own features: 3D-conv clip net, {}, {} frames, {}-d",
+                meta.dataset, meta.shape.frames, meta.config.feature_dim
+            ),
+            FeatureSpace::Trained { meta, .. } => format!(
                 "LeNet features ({}, {}-d)",
                 meta.dataset, meta.config.feature_dim
             ),
@@ -66,11 +71,19 @@ impl FeatureSpace {
         }
     }
 
+    /// The distance's name: FVD in a clip feature space, FID otherwise.
+    pub fn metric(&self) -> &'static str {
+        match self.shape() {
+            Some(s) if s.is_clip() => "FVD",
+            _ => "FID",
+        }
+    }
+
     /// A digest that changes whenever the features would.
     pub fn identity(&self) -> Result<String> {
         Ok(match self {
             FeatureSpace::Pixels => "pixels".into(),
-            FeatureSpace::LeNet { dir, .. } => {
+            FeatureSpace::Trained { dir, .. } => {
                 let w = std::fs::read(dir.join(WEIGHTS_FILE))
                     .map_err(|e| EvalError::io("read", &dir.join(WEIGHTS_FILE), e))?;
                 hex(&Sha256::digest(&w))[..16].to_string()
@@ -85,7 +98,7 @@ impl FeatureSpace {
     /// Where reference statistics are cached.
     pub fn cache_dir(&self) -> PathBuf {
         match self {
-            FeatureSpace::LeNet { dir, .. } => dir.join("ref-stats"),
+            FeatureSpace::Trained { dir, .. } => dir.join("ref-stats"),
             // The user's cache directory ($XDG_CACHE_HOME or ~/.cache), else the temp dir.
             FeatureSpace::Pixels | FeatureSpace::Onnx(_) => std::env::var_os("XDG_CACHE_HOME")
                 .map(PathBuf::from)
@@ -102,11 +115,11 @@ impl FeatureSpace {
         shape: ImageShape,
         device: &Device,
     ) -> Result<(Vec<f32>, usize)> {
-        let len = shape.channels * shape.height * shape.width;
+        let len = shape.len();
         Ok(match self {
             FeatureSpace::Pixels => (images.to_vec(), len),
             FeatureSpace::Onnx(f) => (f.features(images, shape)?, f.dim),
-            FeatureSpace::LeNet { model, meta, .. } => {
+            FeatureSpace::Trained { model, meta, .. } => {
                 let out = crate::classifier::batches(
                     images,
                     shape,
@@ -130,7 +143,7 @@ impl FeatureSpace {
     /// The image shape this space expects (`None` for pixels: any).
     pub fn shape(&self) -> Option<ImageShape> {
         match self {
-            FeatureSpace::LeNet { meta, .. } => Some(meta.shape),
+            FeatureSpace::Trained { meta, .. } => Some(meta.shape),
             FeatureSpace::Pixels | FeatureSpace::Onnx(_) => None,
         }
     }
@@ -151,6 +164,9 @@ pub fn reference_stats(
     let mut h = Sha256::new();
     h.update(space.identity()?.as_bytes());
     h.update(format!("{}x{}x{}", shape.channels, shape.height, shape.width).as_bytes());
+    if shape.is_clip() {
+        h.update(format!("x{} frames", shape.frames).as_bytes());
+    }
     for v in images {
         h.update(v.to_le_bytes());
     }

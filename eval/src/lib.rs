@@ -2,6 +2,7 @@
 //! accuracy of conditional samples, latency, plots and reports.
 
 pub mod classifier;
+pub mod clipnet;
 pub mod error;
 pub mod fid;
 pub mod frechet;

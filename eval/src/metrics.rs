@@ -65,7 +65,7 @@ pub fn score(
     let cap = |f: &[f32]| f[..f.len().min(PR_CAP * dim)].to_vec();
     let (precision, recall) = precision_recall(&cap(&reference.features), &cap(&feats), dim, k);
     let class_accuracy = match space {
-        FeatureSpace::LeNet { model, .. } => {
+        FeatureSpace::Trained { model, .. } => {
             let pred = crate::classifier::predict(model, images, shape, device);
             Some(pred.iter().zip(classes).filter(|(p, c)| p == c).count() as f64 / n.max(1) as f64)
         }

@@ -115,7 +115,7 @@ impl OnnxFeatures {
 
     /// Features of `images` (`[n·C·H·W]` in [−1, 1], C = 1 or 3), n rows of `dim` values.
     pub fn features(&self, images: &[f32], shape: ImageShape) -> Result<Vec<f32>> {
-        let len = shape.channels * shape.height * shape.width;
+        let len = shape.len();
         let per = 3 * INPUT_SIDE * INPUT_SIDE;
         let mut out = Vec::with_capacity(images.len() / len * self.dim);
         for chunk in images.chunks(len * self.batch) {

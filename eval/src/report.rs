@@ -32,8 +32,12 @@ pub struct ModelResult {
     pub seconds: f64,
     pub seconds_per_1000: f64,
     pub metrics: Metrics,
-    /// Sample grid (one row of this model's first images) beside the report.
+    /// Sample grid (one row of this model's first images; for clips, a strip of frames per
+    /// clip) beside the report.
     pub grid: String,
+    /// Clips only: an animated PNG grid of the same samples.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub animation: Option<String>,
 }
 
 /// FID of one model at one guidance weight.
@@ -48,8 +52,12 @@ pub struct GuidancePoint {
 /// The numbers every report leads with.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Headline {
-    /// Best 4-step student's FID ÷ the 50-step guided teacher's FID.
+    /// Best 4-step student's FID ÷ the 50-step guided teacher's FID (image reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fid_ratio_student4_vs_teacher50: Option<f64>,
+    /// The same ratio of FVDs (clip reports).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fvd_ratio_student4_vs_teacher50: Option<f64>,
     /// Wall clock of the teacher at 50 guided steps ÷ that of the best 4-step student (same
     /// backend, same batch).
     pub speedup_student4_vs_teacher50: Option<f64>,
@@ -62,6 +70,9 @@ pub struct Results {
     pub title: String,
     /// The command that produced the report.
     pub command: String,
+    /// The distance: "FID" (images) or "FVD" (clips); `metrics.fid` holds it either way.
+    #[serde(default = "fid_name")]
+    pub metric: String,
     /// Feature space name ("LeNet features (mnist, 128-d)").
     pub features: String,
     pub reference: String,
@@ -76,6 +87,10 @@ pub struct Results {
     pub sections: Vec<Section>,
 }
 
+fn fid_name() -> String {
+    "FID".into()
+}
+
 /// A titled markdown section of a report and the data behind it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Section {
@@ -85,7 +100,17 @@ pub struct Section {
 }
 
 impl Results {
-    /// Fill `headline` from `models`: teacher at 50 steps vs the best (lowest-FID) 4-step student.
+    /// What one sample is: "clips" in an FVD report, "images" otherwise.
+    pub fn unit(&self) -> &'static str {
+        if self.metric == "FVD" {
+            "clips"
+        } else {
+            "images"
+        }
+    }
+
+    /// Fill `headline` from `models`: teacher at 50 steps vs the best (lowest-FID/FVD) 4-step
+    /// student.
     pub fn compute_headline(&mut self) {
         let teacher50 = self
             .models
@@ -97,8 +122,11 @@ impl Results {
             .filter(|m| m.kind != "teacher" && m.steps == 4)
             .min_by(|a, b| a.metrics.fid.total_cmp(&b.metrics.fid));
         if let (Some(t), Some(s)) = (teacher50, best4) {
+            let ratio = Some(s.metrics.fid / t.metrics.fid);
+            let video = self.metric == "FVD";
             self.headline = Headline {
-                fid_ratio_student4_vs_teacher50: Some(s.metrics.fid / t.metrics.fid),
+                fid_ratio_student4_vs_teacher50: ratio.filter(|_| !video),
+                fvd_ratio_student4_vs_teacher50: ratio.filter(|_| video),
                 speedup_student4_vs_teacher50: Some(t.seconds_per_1000 / s.seconds_per_1000),
                 best_student4: Some(s.name.clone()),
             };
@@ -127,7 +155,10 @@ fn plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
             })
             .collect()
     };
-    let fid_label = format!("FID ({})", r.features);
+    let d = &r.metric;
+    let fid_label = format!("{d} ({})", r.features);
+    let per_1000 = format!("seconds per 1,000 {}", r.unit());
+    let (t_nfe, t_guid) = (format!("{d} vs NFE"), format!("{d} vs guidance weight"));
     let mut made = Vec::new();
     fn chart<'a>(title: &'a str, x_label: &'a str, y_label: &'a str, log_x: bool) -> Chart<'a> {
         Chart {
@@ -139,16 +170,16 @@ fn plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
     }
     line_chart(
         &out.join("fid_vs_nfe.png"),
-        &chart("FID vs NFE", "NFE per image (log)", &fid_label, true),
+        &chart(&t_nfe, "NFE per sample (log)", &fid_label, true),
         &series(&|m| m.metrics.fid),
     )?;
-    made.push(("FID vs NFE".to_string(), "fid_vs_nfe.png".to_string()));
+    made.push((t_nfe.clone(), "fid_vs_nfe.png".to_string()));
     line_chart(
         &out.join("latency_vs_nfe.png"),
         &chart(
             "Sampling time vs NFE",
-            "NFE per image (log)",
-            "seconds per 1,000 images",
+            "NFE per sample (log)",
+            &per_1000,
             true,
         ),
         &series(&|m| m.seconds_per_1000),
@@ -178,16 +209,11 @@ fn plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
             .collect();
         line_chart(
             &out.join("fid_vs_guidance.png"),
-            &chart(
-                "FID vs guidance weight",
-                "guidance weight w",
-                &fid_label,
-                false,
-            ),
+            &chart(&t_guid, "guidance weight w", &fid_label, false),
             &s,
         )?;
         made.push((
-            "FID vs guidance".to_string(),
+            format!("{d} vs guidance"),
             "fid_vs_guidance.png".to_string(),
         ));
     }
@@ -204,19 +230,21 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     let mut md = String::new();
     let _ = writeln!(md, "# {}\n", r.title);
     let _ = writeln!(md, "Produced by:\n\n```sh\n{}\n```\n", r.command);
+    let (d, unit) = (&r.metric, r.unit());
     let _ = writeln!(
         md,
-        "Features: **FID ({})** against `{}`; backend: {}.\n",
+        "Features: **{d} ({})** against `{}`; backend: {}.\n",
         r.features, r.reference, r.backend
     );
     let h = &r.headline;
     if let (Some(fr), Some(sp)) = (
-        h.fid_ratio_student4_vs_teacher50,
+        h.fid_ratio_student4_vs_teacher50
+            .or(h.fvd_ratio_student4_vs_teacher50),
         h.speedup_student4_vs_teacher50,
     ) {
         let _ = writeln!(
             md,
-            "**Headline:** the best 4-step student ({}) reaches {:.2}× the FID of the 50-step guided teacher at {:.1}× its sampling speed.\n",
+            "**Headline:** the best 4-step student ({}) reaches {:.2}× the {d} of the 50-step guided teacher at {:.1}× its sampling speed.\n",
             h.best_student4.as_deref().unwrap_or("?"),
             fr,
             sp
@@ -225,13 +253,14 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     if let Some(rr) = &r.real_vs_real {
         let _ = writeln!(
             md,
-            "Real-vs-real floor: FID {:.3} ({} held-out real images vs {} reference).\n",
+            "Real-vs-real floor: {d} {:.3} ({} held-out real {unit} vs {} reference).\n",
             rr.fid, rr.n_samples, rr.n_reference
         );
     }
+    let short = if unit == "clips" { "clips" } else { "img" };
     let _ = writeln!(
         md,
-        "| model | kind | steps | NFE | w | FID | class acc. | precision | recall | s / 1,000 img | n |"
+        "| model | kind | steps | NFE | w | {d} | class acc. | precision | recall | s / 1,000 {short} | n |"
     );
     let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for m in &r.models {
@@ -268,6 +297,9 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
             "**{} · {} steps · NFE {}**\n\n![{} {}]({})\n",
             m.name, m.steps, m.nfe, m.name, m.steps, m.grid
         );
+        if let Some(a) = &m.animation {
+            let _ = writeln!(md, "![{} {} animated]({a})\n", m.name, m.steps);
+        }
     }
     let _ = writeln!(
         md,

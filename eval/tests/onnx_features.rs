@@ -122,6 +122,7 @@ fn tiny_onnx_feature_model_round_trip() {
         channels: 1,
         height: 6,
         width: 6,
+        frames: 1,
     };
     let n = ONNX_BATCH + 3;
     let values: Vec<f32> = (0..n).map(|i| -1.0 + 2.0 * i as f32 / n as f32).collect();

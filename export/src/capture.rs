@@ -81,7 +81,7 @@ impl Input {
     pub fn dims(self, n: usize, shape: ImageShape) -> Vec<usize> {
         match self {
             Input::X | Input::Noise | Input::Renoise(_) => {
-                vec![n, shape.channels, shape.height, shape.width]
+                vec![n, shape.planes(), shape.height, shape.width]
             }
             _ => vec![n],
         }

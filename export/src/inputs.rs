@@ -40,7 +40,7 @@ impl Batch {
     pub fn random(source: &Source, n: usize, seed: u64) -> Self {
         let shape = source.model.unet_shape();
         if let Some(u) = &source.unroll {
-            let len = shape.channels * shape.height * shape.width;
+            let len = shape.len();
             let k = source.model.num_classes.max(1);
             return Self {
                 n,
@@ -59,7 +59,7 @@ impl Batch {
             };
         }
         let mut r = rng(seed, Stream::Eval, n as u64);
-        let len = shape.channels * shape.height * shape.width;
+        let len = shape.len();
         let z = normals(&mut r, n * len);
         let (ln_lo, ln_hi) = (SIGMA_MIN.ln(), SIGMA_MAX.ln());
         let sigma: Vec<f32> = (0..n)

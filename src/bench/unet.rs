@@ -68,7 +68,7 @@ pub fn time_unet(
         let l: Vec<i64> = (0..b as i64).map(|i| i % 10).collect();
         Tensor::<1, Int>::from_data(TensorData::new(l, [b]), dev)
     };
-    let dims = [b, shape.channels, shape.height, shape.width];
+    let dims = [b, shape.planes(), shape.height, shape.width];
     let mut train_times = Vec::new();
     for rep in 0..=reps {
         let t = Instant::now();

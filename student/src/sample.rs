@@ -186,7 +186,7 @@ pub fn sample_any(ck: &Checkpoint, spec: &SampleSpec, device: &Device) -> Result
     let plan = plan_for(ck, spec)?;
     let model = ck.inference_model(device)?;
     let shape = model.unet_shape();
-    let len = shape.channels * shape.height * shape.width;
+    let len = shape.len();
     let s = run_batches(
         spec,
         shape,
@@ -194,7 +194,7 @@ pub fn sample_any(ck: &Checkpoint, spec: &SampleSpec, device: &Device) -> Result
         device,
         |noise, cond, range| {
             let n = range.len();
-            let dims = [n, shape.channels, shape.height, shape.width];
+            let dims = [n, shape.planes(), shape.height, shape.width];
             let mut noises = vec![noise];
             for k in 1..plan.noises() {
                 let z = renoise_for(range.start, n, len, spec.seed, k);

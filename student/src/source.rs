@@ -122,7 +122,7 @@ pub fn draw(
         .map(|_| r.random_range(w.min..=w.max) as f32)
         .collect();
     let noise = normals(&mut r, batch * data.image_len());
-    let dims = [batch, s.channels, s.height, s.width];
+    let dims = [batch, s.planes(), s.height, s.width];
     StudentBatch {
         y: Tensor::from_data(TensorData::new(px, dims), device),
         class: Tensor::from_data(TensorData::new(labels, [batch]), device),

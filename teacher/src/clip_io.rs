@@ -88,3 +88,33 @@ pub fn write_strip(path: &Path, clips: &[&[f32]], shape: ImageShape, frames: usi
     let (g, gs) = grid(&refs, shape, frames, scale);
     write_png(path, &g, gs)
 }
+
+/// Write clips as one animated grid (`cols` clips a row, each enlarged to about 64 px),
+/// atomically: frame t of the animation is the grid of every clip's frame t.
+pub fn write_grid_apng(
+    path: &Path,
+    clips: &[&[f32]],
+    shape: ImageShape,
+    frames: usize,
+    cols: usize,
+    fps: u16,
+) -> Result<()> {
+    let scale = (64 / shape.height.max(1)).clamp(1, 8);
+    let grids: Vec<(Vec<f32>, ImageShape)> = (0..frames)
+        .map(|t| {
+            let f: Vec<Vec<f32>> = clips.iter().map(|c| frame(c, shape, frames, t)).collect();
+            let refs: Vec<&[f32]> = f.iter().map(Vec::as_slice).collect();
+            grid(&refs, shape, cols, scale)
+        })
+        .collect();
+    let gs = grids[0].1;
+    let plane = gs.height * gs.width;
+    // Reassemble the frames' grids as one clip `[C, T, GH, GW]`.
+    let mut clip = vec![0.0f32; gs.channels * frames * plane];
+    for (t, (g, _)) in grids.iter().enumerate() {
+        for c in 0..gs.channels {
+            clip[(c * frames + t) * plane..][..plane].copy_from_slice(&g[c * plane..][..plane]);
+        }
+    }
+    crate::checkpoint::write_atomic(path, &apng_bytes(&clip, gs, frames, fps, 1)?)
+}

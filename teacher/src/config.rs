@@ -167,6 +167,13 @@ impl TeacherConfig {
                 "must be ≥ 1 and divide every level's channel count",
             ));
         }
+        if m.temporal_kernel % 2 == 0 {
+            return Err(bad(
+                "model.temporal_kernel",
+                m.temporal_kernel,
+                "must be odd (1, 3, 5, …) so frames stay centred",
+            ));
+        }
         if !(0.0..1.0).contains(&m.dropout) {
             return Err(bad("model.dropout", m.dropout, "must be in [0, 1)"));
         }

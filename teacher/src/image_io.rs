@@ -56,6 +56,7 @@ pub fn grid(
         channels: shape.channels,
         height: rows * ch + 1,
         width: cols * cw + 1,
+        frames: 1,
     };
     let plane = gshape.height * gshape.width;
     // Mid-grey borders separate cells without competing with white strokes.
@@ -86,6 +87,7 @@ pub fn read_png(path: &Path, channels: usize) -> Result<(Vec<f32>, ImageShape)> 
         channels,
         height: img.height() as usize,
         width: img.width() as usize,
+        frames: 1,
     };
     let unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
     let values = if channels == 1 {

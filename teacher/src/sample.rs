@@ -146,7 +146,7 @@ pub fn run_batches(
     device: &Device,
     mut f: impl FnMut(Tensor<4>, &Cond, std::ops::Range<usize>) -> crate::edm::sampler::Sampled,
 ) -> Samples {
-    let len = shape.channels * shape.height * shape.width;
+    let len = shape.len();
     let mut images = Vec::with_capacity(spec.n * len);
     let classes: Vec<usize> = (0..spec.n)
         .map(|i| spec.classes.class_of(i, num_classes))
@@ -157,7 +157,7 @@ pub fn run_batches(
         let noise = Tensor::<4>::from_data(
             TensorData::new(
                 noise_for(first, b, len, spec.seed),
-                [b, shape.channels, shape.height, shape.width],
+                [b, shape.planes(), shape.height, shape.width],
             ),
             device,
         );

@@ -70,7 +70,7 @@ pub fn draw_batch(
     device: &Device,
 ) -> Batch {
     let mut r = rng(seed, Stream::TrainStep, step);
-    let (c, h, w) = (data.shape.channels, data.shape.height, data.shape.width);
+    let (c, h, w) = (data.shape.planes(), data.shape.height, data.shape.width);
     let mut pixels = Vec::with_capacity(batch * data.image_len());
     let mut labels = Vec::with_capacity(batch);
     for _ in 0..batch {

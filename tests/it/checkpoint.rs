@@ -15,6 +15,7 @@ fn spec() -> ModelSpec {
             channels: 1,
             height: 8,
             width: 8,
+            frames: 1,
         },
         num_classes: 10,
         sigma_data: 0.5,

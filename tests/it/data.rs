@@ -17,7 +17,8 @@ fn embedded_digits_split_and_range() {
         teacher::unet::ImageShape {
             channels: 1,
             height: 8,
-            width: 8
+            width: 8,
+            frames: 1
         }
     );
     assert!(train.images.iter().all(|v| (-1.0..=1.0).contains(v)));
@@ -129,6 +130,7 @@ fn folder_loader_and_its_errors() {
         path: Some(dir.clone()),
         resolution: res,
         channels: 1,
+        clips: None,
     };
     // No class folders.
     let e = cfg(None).load(None, Split::Train).unwrap_err().to_string();

@@ -121,6 +121,19 @@ pub fn param_values<M: burn::module::Module>(m: &M) -> Vec<Vec<f32>> {
 /// A tiny network (digits shape, 10 classes) with seeded noise added to every parameter, so the
 /// zero-initialised output and extra-slot layers carry signal.
 pub fn perturbed_model(precond: teacher::edm::precond::Precond) -> teacher::model::EdmModel {
+    perturbed_model_of(
+        precond,
+        teacher::unet::ImageShape::image(1, 8, 8),
+        tiny_config().model,
+    )
+}
+
+/// [`perturbed_model`] for any example shape (clips too) and network config.
+pub fn perturbed_model_of(
+    precond: teacher::edm::precond::Precond,
+    shape: teacher::unet::ImageShape,
+    unet: teacher::unet::UNetConfig,
+) -> teacher::model::EdmModel {
     use burn::module::{Module, ModuleMapper, Param};
     use teacher::rng::{Stream, normals, rng};
     struct Jitter(u64);
@@ -141,12 +154,8 @@ pub fn perturbed_model(precond: teacher::edm::precond::Precond) -> teacher::mode
     let d = device();
     d.seed(1);
     let spec = teacher::model::ModelSpec {
-        unet: tiny_config().model,
-        shape: teacher::unet::ImageShape {
-            channels: 1,
-            height: 8,
-            width: 8,
-        },
+        unet,
+        shape,
         num_classes: 10,
         sigma_data: 0.5,
         precond,

@@ -9,3 +9,4 @@ mod fixtures;
 mod pipeline;
 mod student;
 mod train;
+mod video;

@@ -50,6 +50,7 @@ pub fn teacher_spec() -> ModelSpec {
         channels: 3,
         height: 7,
         width: 7,
+        frames: 1,
     };
     tiny_spec(2, shape, Precond::Edm)
 }
@@ -60,6 +61,7 @@ pub fn student_spec(precond: Precond) -> ModelSpec {
         channels: 1,
         height: 8,
         width: 8,
+        frames: 1,
     };
     tiny_spec(1, shape, precond)
 }

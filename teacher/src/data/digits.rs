@@ -47,6 +47,7 @@ pub fn load(split: Split) -> Dataset {
             channels: 1,
             height: 8,
             width: 8,
+            frames: 1,
         },
         num_classes: 10,
         class_names: (0..10).map(|d| d.to_string()).collect(),

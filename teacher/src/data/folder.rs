@@ -1,4 +1,6 @@
-//! Images in one sub-folder per class (`DIR/<class>/*.png|jpg`), class index = sorted folder order.
+//! Images in one sub-folder per class (`DIR/<class>/*.png|jpg`), class index = sorted folder
+//! order; or clips, one folder of frames each (`DIR/<class>/<clip>/*.png|jpg`, frames in file
+//! name order).
 
 use std::path::Path;
 
@@ -18,13 +20,34 @@ fn is_image(p: &Path) -> bool {
     )
 }
 
-/// Load a class-folder tree; with `resolution` every image is resized to that square size,
-/// without it all images must share one size. Every 5th image of a class is test.
+/// Load a class-folder tree of images; with `resolution` every image is resized to that square
+/// size, without it all images must share one size. Every 5th image of a class is test.
 pub fn load(
     dir: &Path,
     resolution: Option<usize>,
     channels: usize,
     split: Split,
+) -> Result<Dataset> {
+    load_tree(dir, resolution, channels, split, false)
+}
+
+/// Load a class-folder tree of clips (`DIR/<class>/<clip>/<frame>.png`); every clip must have
+/// the same number of frames. Every 5th clip of a class is test.
+pub fn load_clips(
+    dir: &Path,
+    resolution: Option<usize>,
+    channels: usize,
+    split: Split,
+) -> Result<Dataset> {
+    load_tree(dir, resolution, channels, split, true)
+}
+
+fn load_tree(
+    dir: &Path,
+    resolution: Option<usize>,
+    channels: usize,
+    split: Split,
+    clips: bool,
 ) -> Result<Dataset> {
     let err = |path: &Path, message: String| Error::Data {
         path: path.to_path_buf(),
@@ -55,50 +78,87 @@ pub fn load(
     let mut images = Vec::new();
     let mut labels = Vec::new();
     let mut size: Option<(u32, u32, std::path::PathBuf)> = None;
+    let mut frames: Option<(usize, std::path::PathBuf)> = None;
     for (label, class_dir) in classes.iter().enumerate() {
-        let files: Vec<_> = read_dir(class_dir)?
+        let examples: Vec<_> = read_dir(class_dir)?
             .into_iter()
-            .filter(|p| is_image(p))
+            .filter(|p| if clips { p.is_dir() } else { is_image(p) })
             .collect();
-        if files.is_empty() {
+        if examples.is_empty() {
+            let what = if clips {
+                "no clip folders of frames"
+            } else {
+                "no .png/.jpg/.jpeg"
+            };
             return Err(err(
                 class_dir,
-                "is an empty class folder (no .png/.jpg/.jpeg): add images or remove it".into(),
+                format!("is an empty class folder ({what}): add examples or remove it"),
             ));
         }
-        for (i, file) in files.iter().enumerate() {
+        for (i, example) in examples.iter().enumerate() {
             if !in_split(i, split) {
                 continue;
             }
-            let img = image::open(file)
-                .map_err(|e| err(file, format!("is not a readable image ({e})")))?;
-            let img = match resolution {
-                Some(r) => img.resize_exact(r as u32, r as u32, FilterType::Triangle),
-                None => img,
-            };
-            let (w, h) = (img.width(), img.height());
-            match &size {
-                Some((w0, h0, first)) if (*w0, *h0) != (w, h) => {
-                    return Err(err(
-                        file,
-                        format!(
-                            "is {w}×{h} but `{}` is {w0}×{h0}: mixed sizes; set `data.resolution` to resize all",
-                            first.display()
-                        ),
-                    ));
+            let files = if clips {
+                let f: Vec<_> = read_dir(example)?
+                    .into_iter()
+                    .filter(|p| is_image(p))
+                    .collect();
+                match &frames {
+                    Some((t, first)) if *t != f.len() => {
+                        return Err(err(
+                            example,
+                            format!(
+                                "holds {} frames but `{}` holds {t}: every clip needs the same number of frames",
+                                f.len(),
+                                first.display()
+                            ),
+                        ));
+                    }
+                    None if f.is_empty() => {
+                        return Err(err(example, "holds no frames (.png/.jpg/.jpeg)".into()));
+                    }
+                    None => frames = Some((f.len(), example.clone())),
+                    _ => {}
                 }
-                None => size = Some((w, h, file.clone())),
-                _ => {}
-            }
-            let to_unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
-            if channels == 1 {
-                images.extend(img.to_luma8().pixels().map(|p| to_unit(p.0[0])));
+                f
             } else {
-                let rgb = img.to_rgb8();
-                for c in 0..3 {
-                    images.extend(rgb.pixels().map(|p| to_unit(p.0[c])));
+                vec![example.clone()]
+            };
+            let mut planes: Vec<Vec<f32>> = vec![Vec::new(); channels];
+            for file in &files {
+                let img = image::open(file)
+                    .map_err(|e| err(file, format!("is not a readable image ({e})")))?;
+                let img = match resolution {
+                    Some(r) => img.resize_exact(r as u32, r as u32, FilterType::Triangle),
+                    None => img,
+                };
+                let (w, h) = (img.width(), img.height());
+                match &size {
+                    Some((w0, h0, first)) if (*w0, *h0) != (w, h) => {
+                        return Err(err(
+                            file,
+                            format!(
+                                "is {w}×{h} but `{}` is {w0}×{h0}: mixed sizes; set `data.resolution` to resize all",
+                                first.display()
+                            ),
+                        ));
+                    }
+                    None => size = Some((w, h, file.clone())),
+                    _ => {}
+                }
+                let to_unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
+                // Channel planes, each holding the frames in order: `[C, T, H, W]`.
+                if channels == 1 {
+                    planes[0].extend(img.to_luma8().pixels().map(|p| to_unit(p.0[0])));
+                } else {
+                    let rgb = img.to_rgb8();
+                    for (c, plane) in planes.iter_mut().enumerate() {
+                        plane.extend(rgb.pixels().map(|p| to_unit(p.0[c])));
+                    }
                 }
             }
+            images.extend(planes.into_iter().flatten());
             labels.push(label as u8);
         }
     }
@@ -110,6 +170,7 @@ pub fn load(
             channels,
             height: h as usize,
             width: w as usize,
+            frames: frames.map(|(t, _)| t).unwrap_or(1),
         },
         num_classes: classes.len(),
         class_names: classes

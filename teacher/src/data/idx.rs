@@ -130,6 +130,7 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<Dataset> {
             channels: 1,
             height: isz[1],
             width: isz[2],
+            frames: 1,
         },
         num_classes: 10,
         class_names: (0..10).map(|d| d.to_string()).collect(),

@@ -1,4 +1,5 @@
-//! Labelled image datasets held in memory as f32 in [−1, 1], `[N, C, H, W]` row-major.
+//! Labelled datasets held in memory as f32 in [−1, 1]: images `[N, C, H, W]` or clips
+//! `[N, C, T, H, W]`, row-major.
 
 pub mod digits;
 pub mod folder;
@@ -23,6 +24,8 @@ pub enum DataSource {
     Mnist,
     /// Images in one sub-folder per class under `--data DIR`.
     Folder,
+    /// Clips in one sub-folder per class under `--data DIR`, each clip a folder of frames.
+    ClipFolder,
 }
 
 impl DataSource {
@@ -32,6 +35,7 @@ impl DataSource {
             DataSource::Digits => "digits",
             DataSource::Mnist => "mnist",
             DataSource::Folder => "folder",
+            DataSource::ClipFolder => "clip_folder",
         }
     }
 }
@@ -55,6 +59,10 @@ pub struct DataConfig {
     pub resolution: Option<usize>,
     /// `folder` only: 1 = grayscale, 3 = RGB.
     pub channels: usize,
+    /// `[data.clips]`: turn the source's images into moving-digit clips (Moving-MNIST style);
+    /// left out = the images themselves.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub clips: Option<moving::MovingDigitsConfig>,
 }
 
 impl Default for DataConfig {
@@ -64,6 +72,7 @@ impl Default for DataConfig {
             path: None,
             resolution: None,
             channels: 1,
+            clips: None,
         }
     }
 }
@@ -91,7 +100,7 @@ impl Dataset {
 
     /// Values per image, C·H·W.
     pub fn image_len(&self) -> usize {
-        self.shape.channels * self.shape.height * self.shape.width
+        self.shape.len()
     }
 
     /// The pixels of image `i`.
@@ -122,24 +131,54 @@ impl Dataset {
 }
 
 impl DataConfig {
-    /// The image shape this config will produce, when it is known without reading files.
+    /// The dataset's name for reports: the source's (`digits`, `mnist`, …), prefixed `moving-`
+    /// when `[data.clips]` turns it into clips.
+    pub fn name(&self) -> String {
+        match self.clips {
+            Some(_) => format!("moving-{}", self.source.name()),
+            None => self.source.name().to_string(),
+        }
+    }
+
+    /// Whether examples are clips (`[data.clips]` or a clip folder).
+    pub fn is_clips(&self) -> bool {
+        self.clips.is_some() || self.source == DataSource::ClipFolder
+    }
+
+    /// The example shape this config will produce, when it is known without reading files.
     pub fn nominal_shape(&self) -> Option<ImageShape> {
+        if let Some(c) = &self.clips {
+            return self.base_shape().map(|s| ImageShape {
+                channels: s.channels,
+                height: c.size,
+                width: c.size,
+                frames: c.frames,
+            });
+        }
+        self.base_shape()
+    }
+
+    fn base_shape(&self) -> Option<ImageShape> {
         match self.source {
             DataSource::Digits => Some(ImageShape {
                 channels: 1,
                 height: 8,
                 width: 8,
+                frames: 1,
             }),
             DataSource::Mnist => Some(ImageShape {
                 channels: 1,
                 height: 28,
                 width: 28,
+                frames: 1,
             }),
             DataSource::Folder => self.resolution.map(|r| ImageShape {
                 channels: self.channels,
                 height: r,
                 width: r,
+                frames: 1,
             }),
+            DataSource::ClipFolder => None,
         }
     }
 
@@ -153,10 +192,21 @@ impl DataConfig {
                 ))
             })
         };
-        match self.source {
-            DataSource::Digits => Ok(digits::load(split)),
-            DataSource::Mnist => idx::load_mnist(&dir()?, split),
-            DataSource::Folder => folder::load(&dir()?, self.resolution, self.channels, split),
+        let base = match self.source {
+            DataSource::Digits => digits::load(split),
+            DataSource::Mnist => idx::load_mnist(&dir()?, split)?,
+            DataSource::Folder => folder::load(&dir()?, self.resolution, self.channels, split)?,
+            DataSource::ClipFolder => {
+                folder::load_clips(&dir()?, self.resolution, self.channels, split)?
+            }
+        };
+        match &self.clips {
+            None => Ok(base),
+            Some(_) if base.shape.is_clip() => Err(Error::Invalid(format!(
+                "`[data.clips]` makes clips from images, but source `{}` already holds clips: remove `[data.clips]`",
+                self.source.name()
+            ))),
+            Some(c) => c.dataset(&base, split),
         }
     }
 }

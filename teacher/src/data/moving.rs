@@ -25,6 +25,10 @@ pub struct MovingDigitsConfig {
     pub digits: usize,
     /// Largest speed per axis, in pixels per frame (each axis draws from −max…max, not both 0).
     pub max_speed: i64,
+    /// Clips made from the train split's images (a dataset config's train set).
+    pub train_clips: usize,
+    /// Clips made from the test split's images (its test set).
+    pub test_clips: usize,
 }
 
 impl Default for MovingDigitsConfig {
@@ -34,6 +38,8 @@ impl Default for MovingDigitsConfig {
             size: 16,
             digits: 1,
             max_speed: 2,
+            train_clips: 10_000,
+            test_clips: 1_000,
         }
     }
 }
@@ -70,6 +76,35 @@ impl Clips {
     /// Frame t of clip i, `[C, H, W]`.
     pub fn frame_of(&self, i: usize, t: usize) -> Vec<f32> {
         crate::clip_io::frame(self.clip(i), self.frame, self.frames, t)
+    }
+}
+
+impl MovingDigitsConfig {
+    /// The clips of one split as a dataset of shape `[C, T, H, W]`: `train_clips` (or
+    /// `test_clips`) clips from that split's images, with a seed per split (0 train, 1 test) so
+    /// the two never share a trajectory draw.
+    pub fn dataset(&self, images: &Dataset, split: super::Split) -> Result<Dataset> {
+        let (n, seed) = match split {
+            super::Split::Train => (self.train_clips, 0),
+            super::Split::Test => (self.test_clips, 1),
+        };
+        if n == 0 {
+            return Err(Error::Invalid(format!(
+                "`data.clips.{}_clips` is 0: ask for at least one clip",
+                if seed == 0 { "train" } else { "test" }
+            )));
+        }
+        let c = moving_digits(images, self, n, seed)?;
+        Ok(Dataset {
+            shape: ImageShape {
+                frames: c.frames,
+                ..c.frame
+            },
+            images: c.data,
+            labels: c.labels,
+            num_classes: images.num_classes,
+            class_names: images.class_names.clone(),
+        })
     }
 }
 
@@ -120,6 +155,7 @@ pub fn moving_digits(
         channels: s.channels,
         height: cfg.size,
         width: cfg.size,
+        frames: 1,
     };
     let (t_n, hw) = (cfg.frames, cfg.size * cfg.size);
     let clip_len = s.channels * t_n * hw;

@@ -11,6 +11,7 @@ use burn::tensor::activation::silu;
 use burn::tensor::{Device, Tensor};
 
 use super::attention::Attention;
+use super::temporal::TemporalConv;
 
 fn conv3x3(cin: usize, cout: usize, device: &Device) -> Conv2d {
     Conv2dConfig::new([cin, cout], [3, 3])
@@ -29,6 +30,8 @@ pub struct ResBlock {
     dropout: Dropout,
     conv2: Conv2d,
     skip: Option<Conv2d>,
+    /// Mixing across frames (clips only).
+    temporal: Option<TemporalConv>,
     attn: Option<Attention>,
 }
 
@@ -41,6 +44,9 @@ pub struct ResBlockSpec {
     pub dropout: f64,
     /// Heads of a self-attention layer after the block, if any.
     pub attn_heads: Option<usize>,
+    /// Frames per clip and the temporal kernel; a temporal layer follows the block when > 1.
+    pub frames: usize,
+    pub temporal_kernel: usize,
 }
 
 impl ResBlock {
@@ -57,6 +63,8 @@ impl ResBlock {
                 .init(device),
             skip: (s.cin != s.cout)
                 .then(|| Conv2dConfig::new([s.cin, s.cout], [1, 1]).init(device)),
+            temporal: (s.frames > 1)
+                .then(|| TemporalConv::new(s.cout, s.groups, s.frames, s.temporal_kernel, device)),
             attn: s
                 .attn_heads
                 .map(|heads| Attention::new(s.cout, heads, s.groups, device)),
@@ -64,7 +72,8 @@ impl ResBlock {
     }
 
     /// # Shapes
-    /// - x: `[n, cin, h, w]`, emb: `[n, emb_dim]` (already through SiLU) → `[n, cout, h, w]`
+    /// - x: `[n, cin, h, w]`, emb: `[n, emb_dim]` (already through SiLU) → `[n, cout, h, w]`;
+    ///   for clips n counts frames (`[n·t, …]`, each clip's frames in order)
     pub fn forward(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let h = self.conv1.forward(silu(self.norm1.forward(x.clone())));
         let [n, c, ..] = h.dims();
@@ -76,7 +85,10 @@ impl ResBlock {
             Some(conv) => conv.forward(x),
             None => x,
         };
-        let out = (h + skip).mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
+        let mut out = (h + skip).mul_scalar(std::f64::consts::FRAC_1_SQRT_2);
+        if let Some(temporal) = &self.temporal {
+            out = temporal.forward(out);
+        }
         match &self.attn {
             Some(attn) => attn.forward(out),
             None => out,

@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod blocks;
 pub mod embedding;
+pub mod temporal;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -42,6 +43,20 @@ pub struct UNetConfig {
     pub noise_embedding_scale: f64,
     /// Scale of the extra scalar (the guidance weight w of students) before its embedding.
     pub extra_embedding_scale: f64,
+    /// Clips only: taps of the temporal convolution after each residual block (odd; default 3).
+    #[serde(
+        default = "default_temporal_kernel",
+        skip_serializing_if = "is_default_temporal_kernel"
+    )]
+    pub temporal_kernel: usize,
+}
+
+fn default_temporal_kernel() -> usize {
+    3
+}
+
+fn is_default_temporal_kernel(k: &usize) -> bool {
+    *k == default_temporal_kernel()
 }
 
 impl Default for UNetConfig {
@@ -56,16 +71,65 @@ impl Default for UNetConfig {
             norm_groups: 8,
             noise_embedding_scale: 250.0,
             extra_embedding_scale: 100.0,
+            temporal_kernel: default_temporal_kernel(),
         }
     }
 }
 
-/// Shape of the data the network sees.
+/// Shape of one example: an image `[C, H, W]`, or a clip `[C, T, H, W]` of T frames.
+///
+/// Tensors carry a clip as its contiguous view `[C·T, H, W]` (the [`planes`](Self::planes)),
+/// so everything shape-agnostic — preconditioning, losses, samplers, students, export — works on
+/// clips unchanged; only the U-Net and the clip feature network view the planes as frames.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImageShape {
     pub channels: usize,
     pub height: usize,
     pub width: usize,
+    /// Frames T of a clip; 1 for images (and left out of files then, so image checkpoints and
+    /// configs read the same as before clips existed).
+    #[serde(default = "one", skip_serializing_if = "is_one")]
+    pub frames: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
+impl ImageShape {
+    /// An image shape `[C, H, W]`.
+    pub fn image(channels: usize, height: usize, width: usize) -> Self {
+        Self {
+            channels,
+            height,
+            width,
+            frames: 1,
+        }
+    }
+
+    /// Planes of the tensor's channel axis: C·T.
+    pub fn planes(&self) -> usize {
+        self.channels * self.frames
+    }
+
+    /// Values per example: C·T·H·W.
+    #[allow(clippy::len_without_is_empty)]
+    pub fn len(&self) -> usize {
+        self.planes() * self.height * self.width
+    }
+
+    /// One frame's shape `[C, H, W]`.
+    pub fn frame(&self) -> Self {
+        Self::image(self.channels, self.height, self.width)
+    }
+
+    pub fn is_clip(&self) -> bool {
+        self.frames > 1
+    }
 }
 
 impl UNetConfig {
@@ -74,7 +138,9 @@ impl UNetConfig {
         1 << (self.channel_mult.len().saturating_sub(1))
     }
 
-    /// Build the network for images of `shape` and `num_classes` classes (plus the null class).
+    /// Build the network for examples of `shape` and `num_classes` classes (plus the null class).
+    /// A clip shape (frames > 1) gives the factorised space-time U-Net: the same 2D layers on
+    /// every frame, and a temporal convolution after each residual block.
     pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> UNet {
         let ch = self.model_channels;
         let emb_dim = 4 * ch;
@@ -90,6 +156,8 @@ impl UNetConfig {
                 .attn_resolutions
                 .contains(&res)
                 .then_some(self.attn_heads),
+            frames: shape.frames,
+            temporal_kernel: self.temporal_kernel,
         };
         let mut enc = Vec::new();
         let mut skips = vec![ch];
@@ -162,6 +230,7 @@ impl UNetConfig {
                 .init(device),
             model_channels: ch,
             size_multiple: m,
+            frames: shape.frames,
             noise_embedding_scale: self.noise_embedding_scale,
             extra_embedding_scale: self.extra_embedding_scale,
         }
@@ -195,6 +264,8 @@ pub struct UNet {
     conv_out: Conv2d,
     model_channels: usize,
     size_multiple: usize,
+    /// Frames per clip (1 for images).
+    frames: usize,
     noise_embedding_scale: f64,
     extra_embedding_scale: f64,
 }
@@ -202,7 +273,7 @@ pub struct UNet {
 impl UNet {
     /// # Shapes
     /// - x: `[n, c, h, w]` (already scaled by c_in), c_noise: `[n]`, class: `[n]`,
-    ///   extra: `[n]` → `[n, c, h, w]`
+    ///   extra: `[n]` → `[n, c, h, w]`; a clip model takes and returns `[n, c·t, h, w]`
     pub fn forward(
         &self,
         x: Tensor<4>,
@@ -228,7 +299,16 @@ impl UNet {
                     self.extra_embedding_scale,
                 ));
         }
-        let emb = silu(emb);
+        let mut emb = silu(emb);
+        // Clips: the frames become the batch of the 2D layers, each with its clip's embedding.
+        let (x, n) = if self.frames > 1 {
+            emb = temporal::per_frame(emb, self.frames);
+            let x = temporal::to_frames(x, self.frames);
+            let nt = x.dims()[0];
+            (x, nt)
+        } else {
+            (x, n)
+        };
 
         // Pad to a size every level divides; cropped back at the end.
         let m = self.size_multiple;
@@ -267,8 +347,13 @@ impl UNet {
         }
         let out = self.conv_out.forward(silu(self.norm_out.forward(hcur)));
         let c = out.dims()[1];
-        if ph + pw > 0 {
+        let out = if ph + pw > 0 {
             out.slice([0..n, 0..c, 0..h, 0..w])
+        } else {
+            out
+        };
+        if self.frames > 1 {
+            temporal::from_frames(out, self.frames)
         } else {
             out
         }
