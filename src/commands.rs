@@ -168,8 +168,10 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
         // Clips: each one an animated PNG, an animated grid, and a strip of the first ten.
         let (frame, t) = (shape.frame(), shape.frames);
         for (i, (clip, c)) in images.iter().zip(&out.classes).enumerate() {
+            // Native resolution, like still samples, so `fewstep eval fid --samples` reads them.
             let p = args.out.join(format!("{i:05}_c{c}.png"));
-            teacher::clip_io::write_apng(&p, clip, frame, t, CLIP_FPS)?;
+            let bytes = teacher::clip_io::apng_bytes(clip, frame, t, CLIP_FPS, 1)?;
+            teacher::checkpoint::write_atomic(&p, &bytes)?;
         }
         let grid_path = args.out.join("grid.png");
         teacher::clip_io::write_grid_apng(&grid_path, &images, frame, t, cols, CLIP_FPS)?;
@@ -479,9 +481,13 @@ pub fn image_source(
 }
 
 fn fid(args: FidArgs, device: Device) -> Result<()> {
-    let space = eval::fid::FeatureSpace::load(&args.features, &device)?;
+    let mut space = eval::fid::FeatureSpace::load(&args.features, &device)?;
     let channels = space.shape().map(|s| s.channels).unwrap_or(1);
     let (ref_imgs, _, ref_shape) = image_source(&args.reference, args.data.as_deref(), channels)?;
+    if ref_shape.is_clip() && matches!(space, eval::fid::FeatureSpace::Onnx(_)) {
+        // A user's ONNX network on clips takes the I3D contract.
+        space = eval::fid::FeatureSpace::load_for(&args.features, Some(ref_shape), &device)?;
+    }
     let (imgs, classes, shape) = match (&args.samples, &args.model) {
         (Some(spec), _) => image_source(spec, args.data.as_deref(), channels)?,
         (None, Some(run)) => {
@@ -497,11 +503,13 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
     };
     if shape != ref_shape || space.shape().is_some_and(|s| s != shape) {
         bail!(
-            "samples ({}×{}), reference ({}×{}) and features must share one image size",
+            "samples ({}×{}, {} frame(s)), reference ({}×{}, {} frame(s)) and features must share one example shape",
             shape.width,
             shape.height,
+            shape.frames,
             ref_shape.width,
-            ref_shape.height
+            ref_shape.height,
+            ref_shape.frames
         );
     }
     let reference = eval::metrics::Reference::new(&space, &ref_imgs, ref_shape, &device)?;
@@ -510,6 +518,7 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
     let (precision, recall) = (m.precision, m.recall);
     let report = serde_json::json!({
         "fid": fid,
+        "metric": space.metric(),
         "n_samples": n,
         "n_reference": m.n_reference,
         "features": space.name(),
@@ -530,7 +539,8 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
         println!("{report}");
     } else {
         println!(
-            "FID ({}) = {fid:.4}  [{n} samples vs {} reference]",
+            "{} ({}) = {fid:.4}  [{n} samples vs {} reference]",
+            space.metric(),
             space.name(),
             m.n_reference
         );

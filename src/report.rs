@@ -80,7 +80,20 @@ pub fn report_with(
     quiet: bool,
     sections: Vec<eval::report::Section>,
 ) -> Result<()> {
-    let space = FeatureSpace::load(&args.features, &device)?;
+    let mut todo = Vec::new();
+    for run in &args.runs {
+        for t in targets(run, &args)? {
+            todo.push(t);
+        }
+    }
+    if todo.is_empty() {
+        bail!(
+            "no model of the given runs has one of the requested step counts (--teacher-steps / --student-steps)"
+        );
+    }
+    // The models' example shape picks the contract of a user's ONNX network (I3D for clips).
+    let example = Checkpoint::load(&todo[0].0)?.header.spec.shape;
+    let space = FeatureSpace::load_for(&args.features, Some(example), &device)?;
     let channels = space.shape().map(|s| s.channels).unwrap_or(1);
     let (ref_imgs, _, ref_shape) = image_source(&args.reference, args.data.as_deref(), channels)?;
     let reference = Reference::new(&space, &ref_imgs, ref_shape, &device)?;
@@ -95,17 +108,6 @@ pub fn report_with(
         }
         None => None,
     };
-    let mut todo = Vec::new();
-    for run in &args.runs {
-        for t in targets(run, &args)? {
-            todo.push(t);
-        }
-    }
-    if todo.is_empty() {
-        bail!(
-            "no model of the given runs has one of the requested step counts (--teacher-steps / --student-steps)"
-        );
-    }
     let pb = teacher::progress::bar(todo.len() as u64, quiet, "report");
     let mut models = Vec::new();
     let mut teacher_ck = None;

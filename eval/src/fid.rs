@@ -31,6 +31,12 @@ pub enum FeatureSpace {
 impl FeatureSpace {
     /// `pixels`, an `.onnx` file, or a feature directory written by `fewstep eval train-features`.
     pub fn load(arg: &Path, device: &Device) -> Result<Self> {
+        Self::load_for(arg, None, device)
+    }
+
+    /// [`load`](Self::load) for examples of `shape`: an `.onnx` file is then loaded as a clip
+    /// network (I3D contract, FVD) when the examples are clips.
+    pub fn load_for(arg: &Path, shape: Option<ImageShape>, device: &Device) -> Result<Self> {
         if arg.as_os_str() == "pixels" {
             return Ok(FeatureSpace::Pixels);
         }
@@ -38,7 +44,10 @@ impl FeatureSpace {
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("onnx"))
         {
-            return Ok(FeatureSpace::Onnx(OnnxFeatures::load(arg)?));
+            return Ok(FeatureSpace::Onnx(match shape {
+                Some(s) if s.is_clip() => OnnxFeatures::load_clip(arg, s.frames)?,
+                _ => OnnxFeatures::load(arg)?,
+            }));
         }
         let (model, meta) = load_classifier(arg, device)?;
         Ok(FeatureSpace::Trained {
@@ -73,10 +82,11 @@ impl FeatureSpace {
 
     /// The distance's name: FVD in a clip feature space, FID otherwise.
     pub fn metric(&self) -> &'static str {
-        match self.shape() {
-            Some(s) if s.is_clip() => "FVD",
-            _ => "FID",
-        }
+        let clips = match self {
+            FeatureSpace::Onnx(f) => f.frames.is_some(),
+            _ => self.shape().is_some_and(|s| s.is_clip()),
+        };
+        if clips { "FVD" } else { "FID" }
     }
 
     /// A digest that changes whenever the features would.

@@ -6,6 +6,11 @@
 //! `[N, D, 1, 1]` (D = 2048 for Inception-v3's final average pool). Images are brought there the
 //! way pytorch-fid does: grey replicated to RGB, then bilinear resize to 299×299 with
 //! `align_corners = False` (PyTorch's `F.interpolate` convention).
+//!
+//! For clips (FVD) the file follows the I3D contract of the FVD reference code (Unterthiner et
+//! al. 2018): input `[N, 3, T, 224, 224]` RGB in [−1, 1], output `[N, D]` (D = 400 Kinetics
+//! logits for the reference I3D). Each frame is brought there as above, at 224×224, and kept
+//! in [−1, 1].
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -18,6 +23,8 @@ use crate::error::{EvalError, Result};
 
 /// Side of the square input Inception-v3 takes.
 pub const INPUT_SIDE: usize = 299;
+/// Side of the square frames I3D takes.
+pub const CLIP_SIDE: usize = 224;
 /// Images per tract call; the last call is padded with black images whose rows are dropped.
 pub const ONNX_BATCH: usize = 16;
 
@@ -29,11 +36,42 @@ pub struct OnnxFeatures {
     batch: usize,
     /// Feature dimension (product of the output's non-batch dims).
     pub dim: usize,
+    /// Frames per clip for a clip (I3D) network; `None` for an image (Inception) network.
+    pub frames: Option<usize>,
+}
+
+/// Input dims for `batch` examples: `[batch, 3, 299, 299]`, or `[batch, 3, T, 224, 224]` for
+/// a clip network of T frames.
+fn input_dims(frames: Option<usize>, batch: usize) -> Vec<usize> {
+    match frames {
+        Some(t) => vec![batch, 3, t, CLIP_SIDE, CLIP_SIDE],
+        None => vec![batch, 3, INPUT_SIDE, INPUT_SIDE],
+    }
+}
+
+impl OnnxFeatures {
+    fn dims(&self, batch: usize) -> Vec<usize> {
+        input_dims(self.frames, batch)
+    }
+
+    /// Input values per example.
+    fn per(&self) -> usize {
+        self.dims(1).iter().product()
+    }
 }
 
 impl OnnxFeatures {
     /// Load and optimise `path` for `[batch, 3, 299, 299]` inputs, then probe its output size.
     pub fn load(path: &Path) -> Result<Self> {
+        Self::load_as(path, None)
+    }
+
+    /// Load `path` as a clip network (I3D contract) for clips of `frames` frames.
+    pub fn load_clip(path: &Path, frames: usize) -> Result<Self> {
+        Self::load_as(path, Some(frames))
+    }
+
+    fn load_as(path: &Path, frames: Option<usize>) -> Result<Self> {
         let err = |message: String| EvalError::Features {
             path: path.to_path_buf(),
             message,
@@ -53,7 +91,7 @@ impl OnnxFeatures {
         let plan_for = |batch: usize| -> TractResult<Arc<TypedRunnableModel>> {
             model
                 .clone()
-                .with_input_fact(0, f32::fact([batch, 3, INPUT_SIDE, INPUT_SIDE]).into())?
+                .with_input_fact(0, f32::fact(input_dims(frames, batch)).into())?
                 .into_optimized()?
                 .into_runnable()
         };
@@ -63,10 +101,17 @@ impl OnnxFeatures {
             Err(first) => match plan_for(1) {
                 Ok(p) => (p, 1),
                 Err(_) => {
-                    return Err(err(format!(
-                        "does not take a [N, 3, {INPUT_SIDE}, {INPUT_SIDE}] float input ({first:#}); \
-                         the file must follow pytorch-fid's InceptionV3 input contract"
-                    )));
+                    let contract = match frames {
+                        Some(t) => format!(
+                            "[N, 3, {t}, {CLIP_SIDE}, {CLIP_SIDE}] float input ({first:#}); for clips the \
+                             file must follow the FVD reference's I3D input contract"
+                        ),
+                        None => format!(
+                            "[N, 3, {INPUT_SIDE}, {INPUT_SIDE}] float input ({first:#}); the file must \
+                             follow pytorch-fid's InceptionV3 input contract"
+                        ),
+                    };
+                    return Err(err(format!("does not take a {contract}")));
                 }
             },
         };
@@ -75,8 +120,9 @@ impl OnnxFeatures {
             path: path.to_path_buf(),
             batch,
             dim: 0,
+            frames,
         };
-        let probe = me.run(&vec![0.0; batch * 3 * INPUT_SIDE * INPUT_SIDE])?;
+        let probe = me.run(&vec![0.0; batch * me.per()])?;
         me.dim = probe.len() / batch;
         if me.dim == 0 {
             return Err(err(
@@ -96,7 +142,7 @@ impl OnnxFeatures {
             path: self.path.clone(),
             message,
         };
-        let x = Tensor::from_shape(&[self.batch, 3, INPUT_SIDE, INPUT_SIDE], input)
+        let x = Tensor::from_shape(&self.dims(self.batch), input)
             .map_err(|e| err(format!("input tensor: {e:#}")))?;
         let out = self
             .plan
@@ -113,16 +159,31 @@ impl OnnxFeatures {
         Ok(y)
     }
 
-    /// Features of `images` (`[n·C·H·W]` in [−1, 1], C = 1 or 3), n rows of `dim` values.
+    /// Features of `images` (`[n·C·H·W]` in [−1, 1], C = 1 or 3; clips `[n·C·T·H·W]` for a clip
+    /// network), n rows of `dim` values.
     pub fn features(&self, images: &[f32], shape: ImageShape) -> Result<Vec<f32>> {
+        if self.frames.unwrap_or(1) != shape.frames {
+            return Err(EvalError::Features {
+                path: self.path.clone(),
+                message: format!(
+                    "was loaded for {} frame(s) but the examples have {}: load it for this data",
+                    self.frames.unwrap_or(1),
+                    shape.frames
+                ),
+            });
+        }
         let len = shape.len();
-        let per = 3 * INPUT_SIDE * INPUT_SIDE;
+        let per = self.per();
         let mut out = Vec::with_capacity(images.len() / len * self.dim);
         for chunk in images.chunks(len * self.batch) {
             let n = chunk.len() / len;
             let mut input = vec![0.0f32; self.batch * per];
             for (i, img) in chunk.chunks(len).enumerate() {
-                preprocess(img, shape, &mut input[i * per..(i + 1) * per]);
+                let dst = &mut input[i * per..(i + 1) * per];
+                match self.frames {
+                    Some(_) => preprocess_clip(img, shape, dst),
+                    None => preprocess(img, shape, dst),
+                }
             }
             let y = self.run(&input)?;
             out.extend_from_slice(&y[..n * self.dim]);
@@ -142,6 +203,20 @@ pub fn preprocess(img: &[f32], shape: ImageShape, out: &mut [f32]) {
         resize_bilinear(src, shape.height, shape.width, dst, side, side);
         for v in dst.iter_mut() {
             *v = (*v + 1.0) / 2.0;
+        }
+    }
+}
+
+/// One clip in [−1, 1] (`[C, T, H, W]`, C = 1 or 3) → RGB `[3, T, 224, 224]` in [−1, 1], each
+/// frame resized as in [`preprocess`].
+pub fn preprocess_clip(clip: &[f32], shape: ImageShape, out: &mut [f32]) {
+    let (plane, side, t_n) = (shape.height * shape.width, CLIP_SIDE, shape.frames);
+    for c in 0..3 {
+        let src_c = if shape.channels == 1 { 0 } else { c };
+        for t in 0..t_n {
+            let src = &clip[(src_c * t_n + t) * plane..][..plane];
+            let dst = &mut out[(c * t_n + t) * side * side..][..side * side];
+            resize_bilinear(src, shape.height, shape.width, dst, side, side);
         }
     }
 }

@@ -1,13 +1,14 @@
-//! Reading a folder of samples written by `fewstep sample` (`NNNNN_cK.png`).
+//! Reading a folder of samples written by `fewstep sample` (`NNNNN_cK.png`: still PNGs for
+//! images, animated PNGs for clips).
 
 use std::path::Path;
 
-use teacher::image_io::read_png;
+use teacher::clip_io::read_clip;
 use teacher::unet::ImageShape;
 
 use crate::error::{EvalError, Result};
 
-/// Images in [−1, 1] and the class each was asked for (from the `_cK` in its name).
+/// Images (or clips) in [−1, 1] and the class each was asked for (from the `_cK` in its name).
 pub struct SampleSet {
     pub images: Vec<f32>,
     pub classes: Vec<usize>,
@@ -35,13 +36,14 @@ pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
     let mut classes = Vec::new();
     let mut shape = None;
     for p in &names {
-        let (px, s) = read_png(p, channels)?;
+        let (px, s) = read_clip(p, channels)?;
         if *shape.get_or_insert(s) != s {
             return Err(err(format!(
-                "`{}` is {}×{}, unlike the others",
+                "`{}` is {}×{} with {} frame(s), unlike the others",
                 p.display(),
                 s.width,
-                s.height
+                s.height,
+                s.frames
             )));
         }
         images.extend(px);

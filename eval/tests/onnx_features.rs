@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use burn::tensor::Device;
 use eval::fid::FeatureSpace;
 use eval::metrics::{Reference, score};
-use eval::onnx_features::{INPUT_SIDE, ONNX_BATCH, preprocess};
+use eval::onnx_features::{CLIP_SIDE, INPUT_SIDE, ONNX_BATCH, preprocess};
 use prost::Message;
 use teacher::unet::ImageShape;
 use tract_onnx::pb;
@@ -71,7 +71,28 @@ fn node(op: &str, inputs: &[&str], output: &str) -> pb::NodeProto {
 
 /// The tiny feature network as ONNX bytes (opset 17, dynamic batch axis `N`).
 fn tiny_model() -> Vec<u8> {
-    let side = INPUT_SIDE as i64;
+    tiny_model_for(None)
+}
+
+/// The same network over `[N, 3, T, 224, 224]` clips (a 1×1×1 3D convolution) when `frames` is
+/// given: the I3D contract.
+fn tiny_model_for(frames: Option<i64>) -> Vec<u8> {
+    let (input, kernel) = match frames {
+        Some(t) => {
+            let side = CLIP_SIDE as i64;
+            (
+                vec![None, Some(3), Some(t), Some(side), Some(side)],
+                vec![4, 3, 1, 1, 1],
+            )
+        }
+        None => {
+            let side = INPUT_SIDE as i64;
+            (
+                vec![None, Some(3), Some(side), Some(side)],
+                vec![4, 3, 1, 1],
+            )
+        }
+    };
     let graph = pb::GraphProto {
         name: "tiny-features".into(),
         node: vec![
@@ -80,10 +101,10 @@ fn tiny_model() -> Vec<u8> {
             node("Flatten", &["p"], "y"),
         ],
         initializer: vec![
-            tensor("w", &[4, 3, 1, 1], W.iter().flatten().copied().collect()),
+            tensor("w", &kernel, W.iter().flatten().copied().collect()),
             tensor("b", &[4], B.to_vec()),
         ],
-        input: vec![value_info("x", &[None, Some(3), Some(side), Some(side)])],
+        input: vec![value_info("x", &input)],
         output: vec![value_info("y", &[None, Some(4)])],
         ..Default::default()
     };
@@ -188,5 +209,55 @@ fn a_broken_onnx_file_is_named_in_the_error() {
         missing.contains("absent.onnx") && missing.contains("no such file"),
         "{missing}"
     );
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn an_i3d_contract_onnx_file_gives_fvd_features_of_clips() {
+    // Clips keep [−1, 1] under the I3D contract, and resizing a constant frame is the constant,
+    // so a constant grey clip of value v has feature y_o = b_o + v·Σ_c W_oc; a clip whose
+    // frames differ averages them (the pool runs over time too): v̄ = mean of its frames.
+    let dir = temp_dir("i3d");
+    let path = dir.join("i3d.onnx");
+    std::fs::write(&path, tiny_model_for(Some(3))).unwrap();
+    let device = Device::default();
+    let shape = ImageShape {
+        channels: 1,
+        height: 4,
+        width: 4,
+        frames: 3,
+    };
+    let space = FeatureSpace::load_for(&path, Some(shape), &device).unwrap();
+    assert_eq!(space.metric(), "FVD");
+    let clips: Vec<f32> = [[0.5f32; 3], [-1.0, 0.0, 1.0]]
+        .iter()
+        .flat_map(|frames| frames.iter().flat_map(|&v| [v; 16]))
+        .collect();
+    let (feats, dim) = space.features(&clips, shape, &device).unwrap();
+    assert_eq!((feats.len(), dim), (8, 4));
+    for (i, mean) in [0.5f32, 0.0].into_iter().enumerate() {
+        for o in 0..4 {
+            let want = B[o] + mean * W[o].iter().sum::<f32>();
+            let got = feats[i * 4 + o];
+            assert!(
+                (got - want).abs() < 1e-3,
+                "clip {i}, feature {o}: {got} vs {want}"
+            );
+        }
+    }
+    // The same file read as an image network does not take the image contract, and says which.
+    let e = FeatureSpace::load(&path, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("InceptionV3"), "{e}");
+    // A clip network loaded for 3 frames refuses 2-frame clips, naming the fix.
+    let two = ImageShape { frames: 2, ..shape };
+    let e = space
+        .features(&clips[..64], two, &device)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(e.contains("3 frame(s)") && e.contains("2"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }

@@ -118,3 +118,62 @@ pub fn write_grid_apng(
     }
     crate::checkpoint::write_atomic(path, &apng_bytes(&clip, gs, frames, fps, 1)?)
 }
+
+/// Read one sample file back: an animated PNG as a clip `[C, T, H, W]` (its frames, in order),
+/// a still PNG as an image; `channels` (1 or 3) is what the caller works in — grey is
+/// replicated to RGB, RGB averaged to grey.
+pub fn read_clip(path: &Path, channels: usize) -> Result<(Vec<f32>, ImageShape)> {
+    let bad = |m: String| Error::Data {
+        path: path.to_path_buf(),
+        message: m,
+    };
+    let file = std::fs::File::open(path).map_err(Error::io("open", path))?;
+    let mut reader = png::Decoder::new(std::io::BufReader::new(file))
+        .read_info()
+        .map_err(|e| bad(format!("unreadable PNG: {e}")))?;
+    let Some(actl) = reader.info().animation_control else {
+        return crate::image_io::read_png(path, channels);
+    };
+    let (w, h) = (reader.info().width as usize, reader.info().height as usize);
+    let frames = actl.num_frames as usize;
+    let size = reader
+        .output_buffer_size()
+        .ok_or_else(|| bad("frame too large".into()))?;
+    let mut buf = vec![0u8; size];
+    let unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
+    let mut planes: Vec<Vec<f32>> = vec![Vec::with_capacity(frames * w * h); channels];
+    for _ in 0..frames {
+        let info = reader
+            .next_frame(&mut buf)
+            .map_err(|e| bad(format!("unreadable APNG frame: {e}")))?;
+        if (info.width as usize, info.height as usize) != (w, h) {
+            return Err(bad(
+                "has partial frames: fewstep reads APNGs whose frames cover the whole image".into(),
+            ));
+        }
+        let src = match (info.color_type, info.bit_depth) {
+            (png::ColorType::Grayscale, png::BitDepth::Eight) => 1,
+            (png::ColorType::Rgb, png::BitDepth::Eight) => 3,
+            (c, d) => {
+                return Err(bad(format!(
+                    "is {c:?} at {d:?}: expected 8-bit grey or RGB"
+                )));
+            }
+        };
+        let px = &buf[..w * h * src];
+        for (c, plane) in planes.iter_mut().enumerate() {
+            plane.extend(px.chunks(src).map(|p| match (src, channels) {
+                (1, _) => unit(p[0]),
+                (_, 3) => unit(p[c]),
+                _ => (unit(p[0]) + unit(p[1]) + unit(p[2])) / 3.0,
+            }));
+        }
+    }
+    let shape = ImageShape {
+        channels,
+        height: h,
+        width: w,
+        frames,
+    };
+    Ok((planes.into_iter().flatten().collect(), shape))
+}

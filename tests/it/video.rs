@@ -347,4 +347,29 @@ fn tiny_video_pipeline_reports_fvd_and_writes_clips() {
     let strip = image::open(out.join("strip.png")).unwrap();
     // 4 frames × (10·6 + 1) + 1 wide (cells enlarged 64/10 = 6×), 3 clips high.
     assert_eq!((strip.width(), strip.height()), (4 * 61 + 1, 3 * 61 + 1));
+    // The clips read back at native size, and `eval fid` scores them as FVD.
+    let set = eval::samples::load_samples(&out, 1).unwrap();
+    assert_eq!(
+        set.shape,
+        ImageShape {
+            height: 10,
+            width: 10,
+            ..CLIP
+        }
+    );
+    assert_eq!((set.images.len(), set.classes), (3 * 400, vec![0, 1, 2]));
+    let json = ok(fewstep(&[
+        "eval",
+        "fid",
+        "--samples",
+        &o,
+        "--features",
+        &p("features"),
+        "--reference",
+        &format!("run:{}:test", p("teacher")),
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
+    assert_eq!(v["metric"], "FVD");
+    assert!(v["fid"].as_f64().unwrap().is_finite(), "{v}");
 }

@@ -83,7 +83,10 @@ mod tests {
     use burn::tensor::TensorData;
 
     fn vals(t: Tensor<4>) -> Vec<f32> {
-        t.into_data().convert::<f32>().try_into_vec::<f32>().unwrap()
+        t.into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .unwrap()
     }
 
     #[test]
