@@ -5,7 +5,7 @@ Defines the same U-Net, EDM preconditioning, EDM loss, Adam step and guided (CFG
 evaluation as fewstep's MNIST teacher and times them the same way, so the two programs measure
 the same work on the same machine and threads (issue #6). See bench/README.md.
 
-    python bench/pytorch_unet.py [--batch 64] [--reps 5] [--threads N] [--json]
+    python bench/pytorch_unet.py [--batch 64] [--reps 5] [--threads N] [--device cuda] [--json]
 """
 
 import argparse
@@ -252,33 +252,43 @@ def main():
     ap.add_argument("--batch", type=int, default=64, help="train.batch_size of configs/mnist.toml")
     ap.add_argument("--reps", type=int, default=5, help="timed repetitions after one warm-up")
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
+    ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead")
     a = ap.parse_args()
+    dev = torch.device(a.device)
+
+    def sync():
+        # GPU work is queued: wait for it before reading the clock.
+        if dev.type == "cuda":
+            torch.cuda.synchronize()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     b, reps = a.batch, max(a.reps, 1)
     dims = (b, CHANNELS, HEIGHT, WIDTH)
 
     # src/commands.rs: bench_unet
-    model = EdmModel(UNet(CHANNELS, HEIGHT, NUM_CLASSES, **MODEL))
+    model = EdmModel(UNet(CHANNELS, HEIGHT, NUM_CLASSES, **MODEL)).to(dev)
     params = sum(p.numel() for p in model.parameters())
     if not a.json:
-        print(f"U-Net of `configs/mnist.toml` (PyTorch {torch.__version__}, {a.threads} threads): "
+        print(f"U-Net of `configs/mnist.toml` (PyTorch {torch.__version__}, {a.device}, "
+              f"{a.threads} threads): "
               f"{params} parameters, batch {b} × {CHANNELS}×{HEIGHT}×{WIDTH}")
     # burn's AdamConfig::new(): β = (0.9, 0.999), ε = 1e-5; lr 1e-4 as in bench_unet.
     optim = torch.optim.Adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999), eps=1e-5)
-    labels = torch.arange(b) % NUM_CLASSES
+    labels = torch.arange(b, device=dev) % NUM_CLASSES
+    randn = lambda: torch.randn(dims, device=dev)  # noqa: E731
 
     train_times = []
     model.train()
     for rep in range(reps + 1):
         t = time.perf_counter()
         # normals = zeros as in bench_unet, so σ = exp(P_mean) for every example.
-        loss = edm_loss(model, torch.randn(dims), labels, torch.zeros(b), torch.randn(dims)).mean()
+        loss = edm_loss(model, randn(), labels, torch.zeros(b, device=dev), randn()).mean()
         loss.item()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
+        sync()
         if rep > 0:
             train_times.append(time.perf_counter() - t)
 
@@ -287,15 +297,15 @@ def main():
     with torch.no_grad():
         for rep in range(reps + 1):
             t = time.perf_counter()
-            d = guided_denoise(model, torch.randn(dims), torch.full((b,), 1.0), labels,
+            d = guided_denoise(model, randn(), torch.full((b,), 1.0, device=dev), labels,
                                w=2.0, null_class=NUM_CLASSES)
-            d.numpy()
+            d.cpu().numpy()
             if rep > 0:
                 sample_times.append(time.perf_counter() - t)
 
     tt, ts = statistics.median(train_times), statistics.median(sample_times)
     if a.json:
-        print(json.dumps(dict(params=params, batch=b, threads=a.threads,
+        print(json.dumps(dict(params=params, batch=b, threads=a.threads, device=a.device,
                               train_img_per_s=b / tt, sample_img_per_s=b / ts,
                               torch_version=torch.__version__)))
         return
