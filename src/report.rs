@@ -78,7 +78,7 @@ pub fn report_with(
     args: ReportArgs,
     device: Device,
     quiet: bool,
-    sections: Vec<eval::report::Section>,
+    mut sections: Vec<eval::report::Section>,
 ) -> Result<()> {
     let mut todo = Vec::new();
     for run in &args.runs {
@@ -110,6 +110,8 @@ pub fn report_with(
     };
     let pb = teacher::progress::bar(todo.len() as u64, quiet, "report");
     let mut models = Vec::new();
+    // Clips: the first clip (same seed, same class) of every model, for one side-by-side strip.
+    let mut first_clips: Vec<(String, Vec<f32>, teacher::unet::ImageShape)> = Vec::new();
     let mut teacher_ck = None;
     for (path, steps) in &todo {
         let ck = Checkpoint::load(path)?;
@@ -122,6 +124,10 @@ pub fn report_with(
         let imgs: Vec<&[f32]> = s.images.chunks(len).take(GRID_SAMPLES).collect();
         let cols = ck.header.spec.num_classes.min(GRID_SAMPLES);
         let grid_file = format!("grid-{name}-{steps:03}.png");
+        if shape.is_clip() {
+            let label = format!("{name} · {steps} steps · NFE {}", s.nfe);
+            first_clips.push((label, s.images[..shape.len()].to_vec(), shape));
+        }
         let animation = if shape.is_clip() {
             // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
             let (frame, t) = (shape.frame(), shape.frames);
@@ -164,6 +170,26 @@ pub fn report_with(
         pb.inc(1);
     }
     pb.finish_and_clear();
+    if let Some((_, _, shape)) = first_clips.first() {
+        let shape = *shape;
+        let rows: Vec<&[f32]> = first_clips.iter().map(|(_, c, _)| c.as_slice()).collect();
+        let file = "strips.png";
+        teacher::clip_io::write_strip(&args.out.join(file), &rows, shape.frame(), shape.frames)?;
+        let order: Vec<String> = first_clips
+            .iter()
+            .enumerate()
+            .map(|(i, (l, _, _))| format!("{}. {l}", i + 1))
+            .collect();
+        sections.push(eval::report::Section {
+            title: "Frame strips side by side".into(),
+            markdown: format!(
+                "The first clip of every sample set (same noise seed, class 0), one row each, \
+                 frames left to right:\n\n![strips]({file})\n\nRows, top to bottom:\n\n{}\n",
+                order.join("\n")
+            ),
+            data: serde_json::json!({ "file": file, "rows": first_clips.iter().map(|(l, _, _)| l).collect::<Vec<_>>() }),
+        });
+    }
     let mut sweep = Vec::new();
     if let Some(ck) = &teacher_ck {
         for &w in &args.sweep_guidance {
