@@ -113,9 +113,6 @@ struct SamplesMeta<'a> {
     classes: &'a [usize],
 }
 
-/// Frame rate of written clips.
-const CLIP_FPS: u16 = 8;
-
 fn sample(args: SampleArgs, device: Device) -> Result<()> {
     let path = student::sample::resolve_model(&args.model, args.steps)?;
     let ck = Checkpoint::load(&path)?;
@@ -170,18 +167,25 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
         for (i, (clip, c)) in images.iter().zip(&out.classes).enumerate() {
             // Native resolution, like still samples, so `fewstep eval fid --samples` reads them.
             let p = args.out.join(format!("{i:05}_c{c}.png"));
-            let bytes = teacher::clip_io::apng_bytes(clip, frame, t, CLIP_FPS, 1)?;
+            let bytes = teacher::clip_io::apng_bytes(clip, frame, t, teacher::clip_io::FPS, 1)?;
             teacher::checkpoint::write_atomic(&p, &bytes)?;
         }
         let grid_path = args.out.join("grid.png");
-        teacher::clip_io::write_grid_apng(&grid_path, &images, frame, t, cols, CLIP_FPS)?;
+        teacher::clip_io::write_grid_apng(
+            &grid_path,
+            &images,
+            frame,
+            t,
+            cols,
+            teacher::clip_io::FPS,
+        )?;
         let first = &images[..images.len().min(10)];
         teacher::clip_io::write_strip(&args.out.join("strip.png"), first, frame, t)?;
     } else {
         for (i, (img, c)) in images.iter().zip(&out.classes).enumerate() {
             write_png(&args.out.join(format!("{i:05}_c{c}.png")), img, shape)?;
         }
-        let scale = (64 / shape.height.max(1)).clamp(1, 8);
+        let scale = teacher::image_io::display_scale(shape.height);
         let (g, gshape) = grid(&images, shape, cols, scale);
         write_png(&args.out.join("grid.png"), &g, gshape)?;
     }
@@ -241,7 +245,7 @@ fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
         .with_context(|| format!("cannot create `{}`", a.out.display()))?;
     for i in 0..c.len() {
         let p = a.out.join(format!("clip-{i:03}.png"));
-        teacher::clip_io::write_apng(&p, c.clip(i), c.frame, c.frames, CLIP_FPS)?;
+        teacher::clip_io::write_apng(&p, c.clip(i), c.frame, c.frames, teacher::clip_io::FPS)?;
     }
     let all: Vec<&[f32]> = (0..c.len()).map(|i| c.clip(i)).collect();
     teacher::clip_io::write_strip(&a.out.join("strip.png"), &all, c.frame, c.frames)?;

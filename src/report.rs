@@ -134,10 +134,17 @@ pub fn report_with(
             let strip = &imgs[..imgs.len().min(cols)];
             teacher::clip_io::write_strip(&args.out.join(&grid_file), strip, frame, t)?;
             let anim = format!("anim-{name}-{steps:03}.png");
-            teacher::clip_io::write_grid_apng(&args.out.join(&anim), &imgs, frame, t, cols, 8)?;
+            teacher::clip_io::write_grid_apng(
+                &args.out.join(&anim),
+                &imgs,
+                frame,
+                t,
+                cols,
+                teacher::clip_io::FPS,
+            )?;
             Some(anim)
         } else {
-            let scale = (64 / shape.height.max(1)).clamp(1, 8);
+            let scale = teacher::image_io::display_scale(shape.height);
             let (g, gs) = grid(&imgs, shape, cols, scale);
             write_png(&args.out.join(&grid_file), &g, gs)?;
             None

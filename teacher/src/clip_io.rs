@@ -7,6 +7,9 @@ use crate::error::{Error, Result};
 use crate::image_io::{grid, to_u8, write_png};
 use crate::unet::ImageShape;
 
+/// Frames per second of every animation fewstep writes (a clip of 8 frames loops each second).
+pub const FPS: u16 = 8;
+
 /// Frame t of a clip, `[C, H, W]`.
 pub fn frame(clip: &[f32], frame: ImageShape, frames: usize, t: usize) -> Vec<f32> {
     let hw = frame.height * frame.width;
@@ -73,7 +76,7 @@ pub fn write_apng(
     frames: usize,
     fps: u16,
 ) -> Result<()> {
-    let scale = (64 / shape.height.max(1)).clamp(1, 8);
+    let scale = crate::image_io::display_scale(shape.height);
     crate::checkpoint::write_atomic(path, &apng_bytes(clip, shape, frames, fps, scale)?)
 }
 
@@ -84,7 +87,7 @@ pub fn write_strip(path: &Path, clips: &[&[f32]], shape: ImageShape, frames: usi
         .flat_map(|c| (0..frames).map(move |t| frame(c, shape, frames, t)))
         .collect();
     let refs: Vec<&[f32]> = all.iter().map(Vec::as_slice).collect();
-    let scale = (64 / shape.height.max(1)).clamp(1, 8);
+    let scale = crate::image_io::display_scale(shape.height);
     let (g, gs) = grid(&refs, shape, frames, scale);
     write_png(path, &g, gs)
 }
@@ -99,7 +102,7 @@ pub fn write_grid_apng(
     cols: usize,
     fps: u16,
 ) -> Result<()> {
-    let scale = (64 / shape.height.max(1)).clamp(1, 8);
+    let scale = crate::image_io::display_scale(shape.height);
     let grids: Vec<(Vec<f32>, ImageShape)> = (0..frames)
         .map(|t| {
             let f: Vec<Vec<f32>> = clips.iter().map(|c| frame(c, shape, frames, t)).collect();

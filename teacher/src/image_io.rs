@@ -41,6 +41,12 @@ pub fn write_png(path: &Path, pixels: &[f32], shape: ImageShape) -> Result<()> {
     crate::checkpoint::write_atomic(path, &png_bytes(pixels, shape))
 }
 
+/// Enlargement that shows an image of `height` pixels at about 64 (1× to 8×, nearest
+/// neighbour), so 8×8 digits and 16×16 clips stay visible in grids and strips.
+pub fn display_scale(height: usize) -> usize {
+    (64 / height.max(1)).clamp(1, 8)
+}
+
 /// Tile `images` (each `C·H·W`) into a grid of `cols` columns with a 1-pixel border, each cell
 /// enlarged `scale`× (nearest) so small images stay visible.
 pub fn grid(
