@@ -372,4 +372,27 @@ fn tiny_video_pipeline_reports_fvd_and_writes_clips() {
     let v: serde_json::Value = serde_json::from_str(json.trim()).unwrap();
     assert_eq!(v["metric"], "FVD");
     assert!(v["fid"].as_f64().unwrap().is_finite(), "{v}");
+
+    // The clip feature network from a teacher config's `[data]`, outside the pipeline.
+    let t_cfg = dir.join("teacher.toml");
+    std::fs::write(
+        &t_cfg,
+        "[data.clips]\nframes = 4\nsize = 10\ntrain_clips = 16\ntest_clips = 4\n",
+    )
+    .unwrap();
+    let said = ok(fewstep(&[
+        "--quiet",
+        "eval",
+        "train-features",
+        "--config",
+        &t_cfg.display().to_string(),
+        "--steps",
+        "3",
+        "--out",
+        &dir.join("feat").display().to_string(),
+    ]));
+    assert!(
+        said.contains("3D-conv clip net") && said.contains("frame order"),
+        "{said}"
+    );
 }
