@@ -12,6 +12,7 @@ use teacher::unet::ImageShape;
 use crate::fixtures::{
     IdealGaussian, device, fewstep, ok, perturbed_model_of, temp_dir, tiny_config, values,
 };
+use crate::student::TINY_STUDENTS;
 
 /// A 4-frame 8×8 clip shape.
 const CLIP: ImageShape = ImageShape {
@@ -218,45 +219,18 @@ fn clip_folders_load_frames_in_name_order() {
     );
 }
 
-/// A tiny video chain: 4-frame 10×10 clips, a few steps per stage, 8 clips per sample set.
-const TINY_VIDEO: &str = r#"
-[teacher.data.clips]
-frames = 4
-size = 10
-train_clips = 64
-test_clips = 16
-[teacher.model]
-model_channels = 8
-channel_mult = [1, 2]
-num_blocks = 1
-norm_groups = 4
-attn_resolutions = []
-[teacher.train]
-steps = 3
-batch_size = 4
-[guided.train]
-steps = 3
-batch_size = 4
-[progressive]
-start_steps = 8
-[progressive.train]
-steps = 2
-batch_size = 4
-[consistency]
-grid = { kind = "fixed", n = 6 }
-[consistency.train]
-steps = 3
-batch_size = 4
-[features]
-steps = 10
-[eval]
-n = 8
-teacher_steps = [4, 50]
-student_steps = [1, 2, 4]
-[export]
-steps = 4
-check_batch = 2
-"#;
+/// A tiny video chain: 4-frame 10×10 clips, the student tests' tiny stages at batch 4, 8 clips
+/// per sample set.
+fn tiny_video() -> String {
+    let teacher = "[teacher.data.clips]\nframes = 4\nsize = 10\ntrain_clips = 64\ntest_clips = 16\n\
+                   [teacher.model]\nmodel_channels = 8\nchannel_mult = [1, 2]\nnum_blocks = 1\n\
+                   norm_groups = 4\nattn_resolutions = []\n[teacher.train]\nsteps = 3\nbatch_size = 4\n";
+    format!(
+        "{teacher}{}[features]\nsteps = 10\n[eval]\nn = 8\nteacher_steps = [4, 50]\n\
+         student_steps = [1, 2, 4]\n[export]\nsteps = 4\ncheck_batch = 2\n",
+        TINY_STUDENTS.replace("batch_size = 8", "batch_size = 4")
+    )
+}
 
 fn is_apng(path: &std::path::Path) -> bool {
     let bytes = std::fs::read(path).unwrap();
@@ -267,7 +241,7 @@ fn is_apng(path: &std::path::Path) -> bool {
 fn tiny_video_pipeline_reports_fvd_and_writes_clips() {
     let dir = temp_dir("video-pipeline");
     let cfg = dir.join("video.toml");
-    std::fs::write(&cfg, TINY_VIDEO).unwrap();
+    std::fs::write(&cfg, tiny_video()).unwrap();
     let run = dir.join("run");
     let p = |s: &str| run.join(s).display().to_string();
     let c = cfg.display().to_string();

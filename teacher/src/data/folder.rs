@@ -20,35 +20,25 @@ fn is_image(p: &Path) -> bool {
     )
 }
 
-/// Load a class-folder tree of images; with `resolution` every image is resized to that square
-/// size, without it all images must share one size. Every 5th image of a class is test.
+/// What one example of a class folder is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// An image file: `DIR/<class>/<image>.png`.
+    Images,
+    /// A folder of frames: `DIR/<class>/<clip>/<frame>.png`; every clip has the same count.
+    Clips,
+}
+
+/// Load a class-folder tree; with `resolution` every image (frame) is resized to that square
+/// size, without it all must share one size. Every 5th example of a class is test.
 pub fn load(
     dir: &Path,
     resolution: Option<usize>,
     channels: usize,
     split: Split,
+    layout: Layout,
 ) -> Result<Dataset> {
-    load_tree(dir, resolution, channels, split, false)
-}
-
-/// Load a class-folder tree of clips (`DIR/<class>/<clip>/<frame>.png`); every clip must have
-/// the same number of frames. Every 5th clip of a class is test.
-pub fn load_clips(
-    dir: &Path,
-    resolution: Option<usize>,
-    channels: usize,
-    split: Split,
-) -> Result<Dataset> {
-    load_tree(dir, resolution, channels, split, true)
-}
-
-fn load_tree(
-    dir: &Path,
-    resolution: Option<usize>,
-    channels: usize,
-    split: Split,
-    clips: bool,
-) -> Result<Dataset> {
+    let clips = layout == Layout::Clips;
     let err = |path: &Path, message: String| Error::Data {
         path: path.to_path_buf(),
         message,

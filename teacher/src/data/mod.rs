@@ -195,9 +195,13 @@ impl DataConfig {
         let base = match self.source {
             DataSource::Digits => digits::load(split),
             DataSource::Mnist => idx::load_mnist(&dir()?, split)?,
-            DataSource::Folder => folder::load(&dir()?, self.resolution, self.channels, split)?,
+            DataSource::Folder => {
+                let layout = folder::Layout::Images;
+                folder::load(&dir()?, self.resolution, self.channels, split, layout)?
+            }
             DataSource::ClipFolder => {
-                folder::load_clips(&dir()?, self.resolution, self.channels, split)?
+                let layout = folder::Layout::Clips;
+                folder::load(&dir()?, self.resolution, self.channels, split, layout)?
             }
         };
         match &self.clips {
