@@ -166,6 +166,17 @@ impl Source {
                     .into(),
             ),
         ];
+        if h.spec.shape.is_clip() {
+            // Clips travel as their contiguous view: channel c, frame t is plane c·T + t.
+            let t = h.spec.shape.frames;
+            m.push((
+                "fewstep.layout".into(),
+                format!(
+                    "clips: every [N,C,H,W] tensor here is [N, C·T, H, W] with T = {t} frames, plane \
+                     c·{t} + t = channel c of frame t (reshape to [N, C, {t}, H, W])"
+                ),
+            ));
+        }
         if let Some(u) = &self.unroll {
             m[4].1 = match self.kind() {
                 ModelKind::Teacher => "noise: unit Gaussian [N,C,H,W] (x_0 = sigma_max·noise); class: label [N]".into(),
