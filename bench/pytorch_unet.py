@@ -53,7 +53,7 @@ def sinusoidal(x, dim, scale, max_positions=10_000.0):
     half = dim // 2
     k = torch.arange(half, dtype=torch.float64)
     freqs = (1.0 / max_positions) ** (k / (max(half, 2) - 1))
-    args = (x * scale).reshape(-1, 1) * freqs.to(x.dtype).reshape(1, half)
+    args = (x * scale).reshape(-1, 1) * freqs.to(x.device, x.dtype).reshape(1, half)
     return torch.cat([args.cos(), args.sin()], dim=1)
 
 

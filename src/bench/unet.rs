@@ -182,13 +182,17 @@ pub fn bench_unet(args: BenchUnetArgs, device: Device) -> Result<()> {
     let t = time_unet(&cfg, b, args.reps, &device)
         .with_context(|| format!("benchmarking `{}`", args.config.display()))?;
     let shape = cfg.data.nominal_shape().expect("checked by time_unet");
+    let example = match shape.is_clip() {
+        true => format!(
+            "clips {}×{}×{}×{} (C×T×H×W; img/s below counts clips)",
+            shape.channels, shape.frames, shape.height, shape.width
+        ),
+        false => format!("{}×{}×{}", shape.channels, shape.height, shape.width),
+    };
     println!(
-        "U-Net of `{}`: {} parameters, batch {b} × {}×{}×{}",
+        "U-Net of `{}`: {} parameters, batch {b} × {example}",
         args.config.display(),
         t.params,
-        shape.channels,
-        shape.height,
-        shape.width
     );
     println!(
         "train step:          {:8.1} ms  → {:8.1} img/s (fwd + bwd + Adam)",
