@@ -370,3 +370,28 @@ fn tiny_video_pipeline_reports_fvd_and_writes_clips() {
         "{said}"
     );
 }
+
+#[test]
+fn the_shipped_video_configs_parse_and_plan() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let t = teacher::config::TeacherConfig::from_file(&root.join("configs/moving-digits.toml"))
+        .unwrap();
+    let want = ImageShape {
+        channels: 1,
+        height: 16,
+        width: 16,
+        frames: 8,
+    };
+    assert_eq!(t.data.nominal_shape(), Some(want));
+    let out = temp_dir("video-dry-run");
+    let cfg = root.join("configs/moving-digits-pipeline.toml");
+    let said = ok(fewstep(&[
+        "pipeline",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out.join("run").display().to_string(),
+        "--dry-run",
+    ]));
+    assert_eq!(said.matches("would run").count(), 7, "{said}");
+}
