@@ -296,11 +296,15 @@ fn tiny_video_pipeline_reports_fvd_and_writes_clips() {
             .unwrap();
     assert_eq!(feats["shape"]["frames"], 4);
     assert!(feats["order_accuracy"].as_f64().is_some(), "{feats}");
-    // The video student exported with parity (the export stage fails otherwise).
+    // The video student and its unrolled sampler exported with parity against burn.
     let export: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(run.join("export/export.json")).unwrap())
             .unwrap();
     assert!(export.to_string().contains("student-4.onnx"), "{export}");
+    for parity in [&export["parity"], &export["sampler"]["parity"]] {
+        let err = parity["max_abs_err"].as_f64().unwrap();
+        assert!(err < 1e-4, "video ONNX parity {err}");
+    }
 
     // `fewstep sample` on the 2-step student writes animated clips, a grid and a strip.
     let out = dir.join("samples");
