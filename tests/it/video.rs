@@ -57,7 +57,8 @@ fn space_time_unet_couples_frames_through_time_and_never_across_clips() {
     let run = |m: &teacher::model::EdmModel, x: Tensor<4>| {
         values(m.forward(x, sigma.clone(), class.clone(), None))
     };
-    // Kernel 3: 6 residual blocks each carry a temporal layer, so frame 3 reaches frame 0.
+    // Kernel 3: each of the 8 residual blocks (2 encoder, 2 middle, 4 decoder) carries a
+    // temporal layer reaching one frame further, so frame 3 reaches frame 0.
     let m3 = model(3);
     let (a, b) = (run(&m3, x.clone()), run(&m3, x2.clone()));
     assert_eq!(a.len(), 2 * CLIP.len(), "output keeps the clip shape");
