@@ -61,6 +61,34 @@ fn sample_timed(
     Ok((s, plan.sampler, t.elapsed().as_secs_f64()))
 }
 
+/// Clips: one strip with the first clip of every sample set (labelled), as a report section.
+fn strips_section(
+    out: &Path,
+    first_clips: &[(String, Vec<f32>, teacher::unet::ImageShape)],
+) -> Result<Option<eval::report::Section>> {
+    let Some((_, _, shape)) = first_clips.first() else {
+        return Ok(None);
+    };
+    let rows: Vec<&[f32]> = first_clips.iter().map(|(_, c, _)| c.as_slice()).collect();
+    let file = "strips.png";
+    teacher::clip_io::write_strip(&out.join(file), &rows, shape.frame(), shape.frames)?;
+    let labels: Vec<&String> = first_clips.iter().map(|(l, _, _)| l).collect();
+    let order: Vec<String> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| format!("{}. {l}", i + 1))
+        .collect();
+    Ok(Some(eval::report::Section {
+        title: "Frame strips side by side".into(),
+        markdown: format!(
+            "The first clip of every sample set (same noise seed, class 0), one row each, \
+             frames left to right:\n\n![strips]({file})\n\nRows, top to bottom:\n\n{}\n",
+            order.join("\n")
+        ),
+        data: serde_json::json!({ "file": file, "rows": labels }),
+    }))
+}
+
 /// This process's command line, quoted where an argument has a space.
 pub fn command_line() -> String {
     std::env::args()
@@ -124,12 +152,10 @@ pub fn report_with(
         let imgs: Vec<&[f32]> = s.images.chunks(len).take(GRID_SAMPLES).collect();
         let cols = ck.header.spec.num_classes.min(GRID_SAMPLES);
         let grid_file = format!("grid-{name}-{steps:03}.png");
-        if shape.is_clip() {
-            let label = format!("{name} · {steps} steps · NFE {}", s.nfe);
-            first_clips.push((label, s.images[..shape.len()].to_vec(), shape));
-        }
         let animation = if shape.is_clip() {
             // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
+            let label = format!("{name} · {steps} steps · NFE {}", s.nfe);
+            first_clips.push((label, s.images[..shape.len()].to_vec(), shape));
             let (frame, t) = (shape.frame(), shape.frames);
             let strip = &imgs[..imgs.len().min(cols)];
             teacher::clip_io::write_strip(&args.out.join(&grid_file), strip, frame, t)?;
@@ -177,25 +203,8 @@ pub fn report_with(
         pb.inc(1);
     }
     pb.finish_and_clear();
-    if let Some((_, _, shape)) = first_clips.first() {
-        let shape = *shape;
-        let rows: Vec<&[f32]> = first_clips.iter().map(|(_, c, _)| c.as_slice()).collect();
-        let file = "strips.png";
-        teacher::clip_io::write_strip(&args.out.join(file), &rows, shape.frame(), shape.frames)?;
-        let order: Vec<String> = first_clips
-            .iter()
-            .enumerate()
-            .map(|(i, (l, _, _))| format!("{}. {l}", i + 1))
-            .collect();
-        sections.push(eval::report::Section {
-            title: "Frame strips side by side".into(),
-            markdown: format!(
-                "The first clip of every sample set (same noise seed, class 0), one row each, \
-                 frames left to right:\n\n![strips]({file})\n\nRows, top to bottom:\n\n{}\n",
-                order.join("\n")
-            ),
-            data: serde_json::json!({ "file": file, "rows": first_clips.iter().map(|(l, _, _)| l).collect::<Vec<_>>() }),
-        });
+    if let Some(section) = strips_section(&args.out, &first_clips)? {
+        sections.push(section);
     }
     let mut sweep = Vec::new();
     if let Some(ck) = &teacher_ck {

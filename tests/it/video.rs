@@ -286,6 +286,18 @@ fn tiny_video_pipeline_reports_fvd_and_writes_clips() {
                 .is_file()
         );
     }
+    // One strip with the first clip of all 11 sample sets, labelled in order.
+    let strips = image::open(run.join("report/strips.png")).unwrap();
+    assert_eq!(strips.height(), 11 * 61 + 1);
+    let sections = results["sections"].as_array().unwrap();
+    let side = sections
+        .iter()
+        .find(|s| s["title"] == "Frame strips side by side")
+        .expect("a side-by-side section");
+    assert_eq!(
+        side["data"]["rows"][1], "teacher · 50 steps · NFE 100",
+        "{side}"
+    );
     let md = std::fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(
         md.contains("| FVD |") && md.contains("s / 1,000 clips"),
