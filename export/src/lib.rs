@@ -15,7 +15,7 @@ pub mod graph;
 pub mod groupnorm;
 pub mod inputs;
 pub mod lower;
-pub mod npy;
+pub use teacher::npy;
 pub mod onnx;
 pub mod opset;
 pub mod precision;

@@ -11,6 +11,7 @@ pub mod ema;
 pub mod error;
 pub mod image_io;
 pub mod model;
+pub mod npy;
 pub mod progress;
 pub mod rng;
 pub mod sample;

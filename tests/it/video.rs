@@ -220,6 +220,37 @@ fn clip_folders_load_frames_in_name_order() {
     );
 }
 
+#[test]
+fn clip_folders_take_raw_arrays_too() {
+    use teacher::npy::{NpyData, write_npy};
+    // The same clips as `[T, H, W]` float32 arrays (np.save's format): read back exactly.
+    let src = clips_config(3).load(None, Split::Train).unwrap();
+    let dir = temp_dir("clip-arrays");
+    std::fs::create_dir_all(dir.join("c0")).unwrap();
+    for k in 0..5 {
+        let data = NpyData::F32(src.image(k).to_vec());
+        write_npy(&dir.join(format!("c0/clip{k}.npy")), &[3, 12, 12], &data).unwrap();
+    }
+    let cfg = DataConfig {
+        source: DataSource::ClipFolder,
+        path: Some(dir.clone()),
+        ..Default::default()
+    };
+    let train = cfg.load(None, Split::Train).unwrap();
+    assert_eq!(train.shape, src.shape);
+    assert_eq!(train.len(), 4);
+    assert_eq!(train.image(2), src.image(2));
+    // An array of the wrong rank, or with pixels outside [−1, 1], names the file and the fix.
+    let bad = NpyData::F32(vec![0.0; 12 * 12]);
+    write_npy(&dir.join("c0/clip1.npy"), &[12, 12], &bad).unwrap();
+    let e = cfg.load(None, Split::Train).unwrap_err().to_string();
+    assert!(e.contains("clip1.npy") && e.contains("[T, H, W]"), "{e}");
+    let bytes = NpyData::F32(vec![255.0; 3 * 12 * 12]);
+    write_npy(&dir.join("c0/clip1.npy"), &[3, 12, 12], &bytes).unwrap();
+    let e = cfg.load(None, Split::Train).unwrap_err().to_string();
+    assert!(e.contains("[−1, 1]") && e.contains("127.5"), "{e}");
+}
+
 /// A tiny video chain: 4-frame 10×10 clips, the student tests' tiny stages at batch 4, 8 clips
 /// per sample set.
 fn tiny_video() -> String {

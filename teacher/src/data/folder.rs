@@ -1,23 +1,26 @@
 //! Images in one sub-folder per class (`DIR/<class>/*.png|jpg`), class index = sorted folder
-//! order; or clips, one folder of frames each (`DIR/<class>/<clip>/*.png|jpg`, frames in file
-//! name order).
+//! order; or clips, each a folder of frames (`DIR/<class>/<clip>/*.png|jpg`, frames in file-name
+//! order) or a raw array (`DIR/<class>/<clip>.npy`, `[T, H, W]` or `[C, T, H, W]` float32 in
+//! [−1, 1], as `np.save` writes it).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use image::imageops::FilterType;
 
 use super::{Dataset, Split, in_split};
 use crate::error::{Error, Result};
+use crate::npy::{NpyData, read_npy};
 use crate::unet::ImageShape;
 
+fn has_ext(p: &Path, exts: &[&str]) -> bool {
+    p.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+        .is_some_and(|e| exts.contains(&e.as_str()))
+}
+
 fn is_image(p: &Path) -> bool {
-    matches!(
-        p.extension()
-            .and_then(|e| e.to_str())
-            .map(str::to_ascii_lowercase)
-            .as_deref(),
-        Some("png" | "jpg" | "jpeg")
-    )
+    has_ext(p, &["png", "jpg", "jpeg"])
 }
 
 /// What one example of a class folder is.
@@ -25,8 +28,113 @@ fn is_image(p: &Path) -> bool {
 pub enum Layout {
     /// An image file: `DIR/<class>/<image>.png`.
     Images,
-    /// A folder of frames: `DIR/<class>/<clip>/<frame>.png`; every clip has the same count.
+    /// A clip: a folder of frames `DIR/<class>/<clip>/<frame>.png`, or an array
+    /// `DIR/<class>/<clip>.npy`; every clip has the same number of frames.
     Clips,
+}
+
+fn data_err(path: &Path, message: String) -> Error {
+    Error::Data {
+        path: path.to_path_buf(),
+        message,
+    }
+}
+
+fn sorted_entries(d: &Path) -> Result<Vec<PathBuf>> {
+    let mut v: Vec<_> = std::fs::read_dir(d)
+        .map_err(Error::io("read directory", d))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// One example read: values `[C, T, H, W]` (T = 1 for an image), T, and (width, height).
+struct Example {
+    values: Vec<f32>,
+    frames: usize,
+    size: (usize, usize),
+}
+
+/// Read image files as the frames of one example, each resized to `resolution` if given.
+fn read_frames(files: &[PathBuf], resolution: Option<usize>, channels: usize) -> Result<Example> {
+    let mut planes: Vec<Vec<f32>> = vec![Vec::new(); channels];
+    let mut size = None;
+    for file in files {
+        let img = image::open(file)
+            .map_err(|e| data_err(file, format!("is not a readable image ({e})")))?;
+        let img = match resolution {
+            Some(r) => img.resize_exact(r as u32, r as u32, FilterType::Triangle),
+            None => img,
+        };
+        let s = (img.width() as usize, img.height() as usize);
+        if *size.get_or_insert(s) != s {
+            return Err(data_err(
+                file,
+                "differs in size from the clip's first frame: set `data.resolution` to resize all"
+                    .into(),
+            ));
+        }
+        let to_unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
+        // Channel planes, each holding the frames in order: `[C, T, H, W]`.
+        if channels == 1 {
+            planes[0].extend(img.to_luma8().pixels().map(|p| to_unit(p.0[0])));
+        } else {
+            let rgb = img.to_rgb8();
+            for (c, plane) in planes.iter_mut().enumerate() {
+                plane.extend(rgb.pixels().map(|p| to_unit(p.0[c])));
+            }
+        }
+    }
+    Ok(Example {
+        values: planes.into_iter().flatten().collect(),
+        frames: files.len(),
+        size: size.expect("callers pass at least one frame"),
+    })
+}
+
+/// Read a clip saved as a `.npy` array `[T, H, W]` (one channel) or `[C, T, H, W]`.
+fn read_array(path: &Path, resolution: Option<usize>, channels: usize) -> Result<Example> {
+    let (shape, data) = read_npy(path)?;
+    let NpyData::F32(values) = data else {
+        return Err(data_err(
+            path,
+            "holds int64: save clips as float32 in [−1, 1]".into(),
+        ));
+    };
+    let (c, t, h, w) = match shape[..] {
+        [t, h, w] => (1, t, h, w),
+        [c, t, h, w] => (c, t, h, w),
+        _ => {
+            return Err(data_err(
+                path,
+                format!("has shape {shape:?}: a clip array is [T, H, W] or [C, T, H, W]"),
+            ));
+        }
+    };
+    if c != channels {
+        return Err(data_err(
+            path,
+            format!("has {c} channel(s) but `data.channels` is {channels}: make them agree"),
+        ));
+    }
+    if resolution.is_some_and(|r| (r, r) != (w, h)) {
+        return Err(data_err(
+            path,
+            format!("is {w}×{h}: arrays are not resized, so save them at `data.resolution`"),
+        ));
+    }
+    if t == 0 || values.iter().any(|v| !(-1.0..=1.0).contains(v)) {
+        return Err(data_err(
+            path,
+            "needs ≥ 1 frame and values in [−1, 1] (map 8-bit pixels p to p/127.5 − 1)".into(),
+        ));
+    }
+    Ok(Example {
+        values,
+        frames: t,
+        size: (w, h),
+    })
 }
 
 /// Load a class-folder tree; with `resolution` every image (frame) is resized to that square
@@ -38,11 +146,6 @@ pub fn load(
     split: Split,
     layout: Layout,
 ) -> Result<Dataset> {
-    let clips = layout == Layout::Clips;
-    let err = |path: &Path, message: String| Error::Data {
-        path: path.to_path_buf(),
-        message,
-    };
     if channels != 1 && channels != 3 {
         return Err(Error::ConfigValue {
             key: "data.channels".into(),
@@ -50,117 +153,95 @@ pub fn load(
             why: "must be 1 (grayscale) or 3 (RGB)".into(),
         });
     }
-    let read_dir = |d: &Path| -> Result<Vec<std::path::PathBuf>> {
-        let mut v: Vec<_> = std::fs::read_dir(d)
-            .map_err(Error::io("read directory", d))?
-            .filter_map(|e| e.ok().map(|e| e.path()))
-            .collect();
-        v.sort();
-        Ok(v)
-    };
-    let classes: Vec<_> = read_dir(dir)?.into_iter().filter(|p| p.is_dir()).collect();
+    let classes: Vec<_> = sorted_entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
     if classes.is_empty() {
-        return Err(err(
+        return Err(data_err(
             dir,
-            "has no class sub-folders: put the images of each class in `DIR/<class name>/`".into(),
+            "has no class sub-folders: put the examples of each class in `DIR/<class name>/`"
+                .into(),
         ));
     }
     let mut images = Vec::new();
     let mut labels = Vec::new();
-    let mut size: Option<(u32, u32, std::path::PathBuf)> = None;
-    let mut frames: Option<(usize, std::path::PathBuf)> = None;
+    // The first example's frame count and size, which every other must match.
+    let mut first: Option<(usize, (usize, usize), PathBuf)> = None;
     for (label, class_dir) in classes.iter().enumerate() {
-        let examples: Vec<_> = read_dir(class_dir)?
+        let examples: Vec<_> = sorted_entries(class_dir)?
             .into_iter()
-            .filter(|p| if clips { p.is_dir() } else { is_image(p) })
+            .filter(|p| match layout {
+                Layout::Images => is_image(p),
+                Layout::Clips => p.is_dir() || has_ext(p, &["npy"]),
+            })
             .collect();
         if examples.is_empty() {
-            let what = if clips {
-                "no clip folders of frames"
-            } else {
-                "no .png/.jpg/.jpeg"
+            let what = match layout {
+                Layout::Images => "no .png/.jpg/.jpeg",
+                Layout::Clips => "no clip folders of frames and no .npy clips",
             };
-            return Err(err(
+            return Err(data_err(
                 class_dir,
                 format!("is an empty class folder ({what}): add examples or remove it"),
             ));
         }
-        for (i, example) in examples.iter().enumerate() {
+        for (i, path) in examples.iter().enumerate() {
             if !in_split(i, split) {
                 continue;
             }
-            let files = if clips {
-                let f: Vec<_> = read_dir(example)?
-                    .into_iter()
-                    .filter(|p| is_image(p))
-                    .collect();
-                match &frames {
-                    Some((t, first)) if *t != f.len() => {
-                        return Err(err(
-                            example,
-                            format!(
-                                "holds {} frames but `{}` holds {t}: every clip needs the same number of frames",
-                                f.len(),
-                                first.display()
-                            ),
-                        ));
+            let ex = match layout {
+                Layout::Images => read_frames(std::slice::from_ref(path), resolution, channels)?,
+                Layout::Clips if path.is_dir() => {
+                    let frames: Vec<_> = sorted_entries(path)?
+                        .into_iter()
+                        .filter(|p| is_image(p))
+                        .collect();
+                    if frames.is_empty() {
+                        return Err(data_err(path, "holds no frames (.png/.jpg/.jpeg)".into()));
                     }
-                    None if f.is_empty() => {
-                        return Err(err(example, "holds no frames (.png/.jpg/.jpeg)".into()));
-                    }
-                    None => frames = Some((f.len(), example.clone())),
-                    _ => {}
+                    read_frames(&frames, resolution, channels)?
                 }
-                f
-            } else {
-                vec![example.clone()]
+                Layout::Clips => read_array(path, resolution, channels)?,
             };
-            let mut planes: Vec<Vec<f32>> = vec![Vec::new(); channels];
-            for file in &files {
-                let img = image::open(file)
-                    .map_err(|e| err(file, format!("is not a readable image ({e})")))?;
-                let img = match resolution {
-                    Some(r) => img.resize_exact(r as u32, r as u32, FilterType::Triangle),
-                    None => img,
-                };
-                let (w, h) = (img.width(), img.height());
-                match &size {
-                    Some((w0, h0, first)) if (*w0, *h0) != (w, h) => {
-                        return Err(err(
-                            file,
-                            format!(
-                                "is {w}×{h} but `{}` is {w0}×{h0}: mixed sizes; set `data.resolution` to resize all",
-                                first.display()
-                            ),
-                        ));
-                    }
-                    None => size = Some((w, h, file.clone())),
-                    _ => {}
+            match &first {
+                Some((t, _, f)) if *t != ex.frames => {
+                    return Err(data_err(
+                        path,
+                        format!(
+                            "holds {} frames but `{}` holds {t}: every clip needs the same number of frames",
+                            ex.frames,
+                            f.display()
+                        ),
+                    ));
                 }
-                let to_unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
-                // Channel planes, each holding the frames in order: `[C, T, H, W]`.
-                if channels == 1 {
-                    planes[0].extend(img.to_luma8().pixels().map(|p| to_unit(p.0[0])));
-                } else {
-                    let rgb = img.to_rgb8();
-                    for (c, plane) in planes.iter_mut().enumerate() {
-                        plane.extend(rgb.pixels().map(|p| to_unit(p.0[c])));
-                    }
+                Some((_, (w0, h0), f)) if (*w0, *h0) != ex.size => {
+                    let (w, h) = ex.size;
+                    return Err(data_err(
+                        path,
+                        format!(
+                            "is {w}×{h} but `{}` is {w0}×{h0}: mixed sizes; set `data.resolution` to resize all",
+                            f.display()
+                        ),
+                    ));
                 }
+                None => first = Some((ex.frames, ex.size, path.clone())),
+                _ => {}
             }
-            images.extend(planes.into_iter().flatten());
+            images.extend(ex.values);
             labels.push(label as u8);
         }
     }
-    let (w, h, _) = size.ok_or_else(|| err(dir, "holds no images for this split".into()))?;
+    let (frames, (w, h), _) =
+        first.ok_or_else(|| data_err(dir, "holds no examples for this split".into()))?;
     Ok(Dataset {
         images,
         labels,
         shape: ImageShape {
             channels,
-            height: h as usize,
-            width: w as usize,
-            frames: frames.map(|(t, _)| t).unwrap_or(1),
+            height: h,
+            width: w,
+            frames,
         },
         num_classes: classes.len(),
         class_names: classes

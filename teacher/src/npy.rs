@@ -1,11 +1,10 @@
-//! NumPy `.npy` files (format version 1.0), so any runtime can be fed the inputs a parity check
-//! used and compared with burn's outputs: `np.load("x.npy")`.
+//! NumPy `.npy` files (format version 1.0): clips saved as raw arrays (`np.save`), and the
+//! inputs and outputs of export parity checks, so any runtime can be fed them: `np.load("x.npy")`.
 
 use std::path::Path;
 
-use teacher::checkpoint::write_atomic;
-
-use crate::error::{ExportError, Result};
+use crate::checkpoint::write_atomic;
+use crate::error::{Error, Result};
 
 /// Element data of an array to write.
 #[derive(Debug, Clone, PartialEq)]
@@ -74,19 +73,19 @@ pub fn npy_bytes(shape: &[usize], data: &NpyData) -> Vec<u8> {
 
 /// Write one array atomically.
 pub fn write_npy(path: &Path, shape: &[usize], data: &NpyData) -> Result<()> {
-    write_atomic(path, &npy_bytes(shape, data)).map_err(ExportError::from)
+    write_atomic(path, &npy_bytes(shape, data))
 }
 
 /// Read a `.npy` v1.0 file written by [`write_npy`] (little-endian f4/i8, C order).
 pub fn read_npy(path: &Path) -> Result<(Vec<usize>, NpyData)> {
-    let bad = |m: &str| {
-        ExportError::Invalid(format!(
-            "`{}` is not a .npy file this reader understands ({m}); write it with numpy.save \
-             as float32 or int64 in C order",
-            path.display()
-        ))
+    let bad = |m: &str| Error::Data {
+        path: path.to_path_buf(),
+        message: format!(
+            "is not a .npy file this reader understands ({m}); write it with numpy.save as \
+             float32 or int64 in C order"
+        ),
     };
-    let bytes = std::fs::read(path).map_err(ExportError::io("read", path))?;
+    let bytes = std::fs::read(path).map_err(Error::io("read", path))?;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(bad("bad magic"));
     }
