@@ -163,24 +163,15 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
     };
     if shape.is_clip() {
         // Clips: each one an animated PNG, an animated grid, and a strip of the first ten.
-        let (frame, t) = (shape.frame(), shape.frames);
+        use teacher::clip_io::{FPS, apng_bytes, write_grid_apng, write_strip};
         for (i, (clip, c)) in images.iter().zip(&out.classes).enumerate() {
             // Native resolution, like still samples, so `fewstep eval fid --samples` reads them.
             let p = args.out.join(format!("{i:05}_c{c}.png"));
-            let bytes = teacher::clip_io::apng_bytes(clip, frame, t, teacher::clip_io::FPS, 1)?;
-            teacher::checkpoint::write_atomic(&p, &bytes)?;
+            teacher::checkpoint::write_atomic(&p, &apng_bytes(clip, shape, FPS, 1)?)?;
         }
-        let grid_path = args.out.join("grid.png");
-        teacher::clip_io::write_grid_apng(
-            &grid_path,
-            &images,
-            frame,
-            t,
-            cols,
-            teacher::clip_io::FPS,
-        )?;
+        write_grid_apng(&args.out.join("grid.png"), &images, shape, cols, FPS)?;
         let first = &images[..images.len().min(10)];
-        teacher::clip_io::write_strip(&args.out.join("strip.png"), first, frame, t)?;
+        write_strip(&args.out.join("strip.png"), first, shape)?;
     } else {
         for (i, (img, c)) in images.iter().zip(&out.classes).enumerate() {
             write_png(&args.out.join(format!("{i:05}_c{c}.png")), img, shape)?;
@@ -224,7 +215,7 @@ fn sample(args: SampleArgs, device: Device) -> Result<()> {
     Ok(())
 }
 
-/// Median of timings in seconds.
+/// `fewstep clips`: moving-digit clips written to look at (animated PNGs and a strip).
 fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
     use teacher::data::moving::{MovingDigitsConfig, moving_digits};
     use teacher::data::{DataConfig, DataSource, Split};
@@ -245,16 +236,16 @@ fn clips(a: crate::cli::ClipsArgs) -> Result<()> {
         .with_context(|| format!("cannot create `{}`", a.out.display()))?;
     for i in 0..c.len() {
         let p = a.out.join(format!("clip-{i:03}.png"));
-        teacher::clip_io::write_apng(&p, c.clip(i), c.frame, c.frames, teacher::clip_io::FPS)?;
+        teacher::clip_io::write_apng(&p, c.image(i), c.shape, teacher::clip_io::FPS)?;
     }
-    let all: Vec<&[f32]> = (0..c.len()).map(|i| c.clip(i)).collect();
-    teacher::clip_io::write_strip(&a.out.join("strip.png"), &all, c.frame, c.frames)?;
+    let all: Vec<&[f32]> = (0..c.len()).map(|i| c.image(i)).collect();
+    teacher::clip_io::write_strip(&a.out.join("strip.png"), &all, c.shape)?;
     println!(
         "wrote {} clips of {} frames {}×{} (labels {:?}) and strip.png to {}",
         c.len(),
-        c.frames,
-        c.frame.height,
-        c.frame.width,
+        c.shape.frames,
+        c.shape.height,
+        c.shape.width,
         c.labels,
         a.out.display()
     );

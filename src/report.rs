@@ -64,15 +64,16 @@ fn sample_timed(
 /// Clips: one strip with the first clip of every sample set (labelled), as a report section.
 fn strips_section(
     out: &Path,
-    first_clips: &[(String, Vec<f32>, teacher::unet::ImageShape)],
+    first_clips: &[(String, Vec<f32>)],
+    shape: teacher::unet::ImageShape,
 ) -> Result<Option<eval::report::Section>> {
-    let Some((_, _, shape)) = first_clips.first() else {
+    if first_clips.is_empty() {
         return Ok(None);
-    };
-    let rows: Vec<&[f32]> = first_clips.iter().map(|(_, c, _)| c.as_slice()).collect();
+    }
+    let rows: Vec<&[f32]> = first_clips.iter().map(|(_, c)| c.as_slice()).collect();
     let file = "strips.png";
-    teacher::clip_io::write_strip(&out.join(file), &rows, shape.frame(), shape.frames)?;
-    let labels: Vec<&String> = first_clips.iter().map(|(l, _, _)| l).collect();
+    teacher::clip_io::write_strip(&out.join(file), &rows, shape)?;
+    let labels: Vec<&String> = first_clips.iter().map(|(l, _)| l).collect();
     let order: Vec<String> = labels
         .iter()
         .enumerate()
@@ -139,7 +140,7 @@ pub fn report_with(
     let pb = teacher::progress::bar(todo.len() as u64, quiet, "report");
     let mut models = Vec::new();
     // Clips: the first clip (same seed, same class) of every model, for one side-by-side strip.
-    let mut first_clips: Vec<(String, Vec<f32>, teacher::unet::ImageShape)> = Vec::new();
+    let mut first_clips: Vec<(String, Vec<f32>)> = Vec::new();
     let mut teacher_ck = None;
     for (path, steps) in &todo {
         let ck = Checkpoint::load(path)?;
@@ -155,16 +156,15 @@ pub fn report_with(
         let animation = if shape.is_clip() {
             // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
             let label = format!("{name} · {steps} steps · NFE {}", s.nfe);
-            first_clips.push((label, s.images[..shape.len()].to_vec(), shape));
-            let (frame, t) = (shape.frame(), shape.frames);
+            first_clips.push((label, imgs[0].to_vec()));
             let strip = &imgs[..imgs.len().min(cols)];
-            teacher::clip_io::write_strip(&args.out.join(&grid_file), strip, frame, t)?;
+            teacher::clip_io::write_strip(&args.out.join(&grid_file), strip, shape)?;
             let anim = format!("anim-{name}-{steps:03}.png");
+            let anim_path = args.out.join(&anim);
             teacher::clip_io::write_grid_apng(
-                &args.out.join(&anim),
+                &anim_path,
                 &imgs,
-                frame,
-                t,
+                shape,
                 cols,
                 teacher::clip_io::FPS,
             )?;
@@ -203,7 +203,7 @@ pub fn report_with(
         pb.inc(1);
     }
     pb.finish_and_clear();
-    if let Some(section) = strips_section(&args.out, &first_clips)? {
+    if let Some(section) = strips_section(&args.out, &first_clips, example)? {
         sections.push(section);
     }
     let mut sweep = Vec::new();

@@ -194,19 +194,6 @@ pub struct FeatureMeta {
 pub const META_FILE: &str = "features.json";
 pub const WEIGHTS_FILE: &str = "lenet.bpk";
 
-/// Tensor of images `[n, c, h, w]` from a slice of a dataset.
-pub fn images_tensor(data: &Dataset, idx: &[usize], device: &Device) -> Tensor<4> {
-    let s = data.shape;
-    let px: Vec<f32> = idx
-        .iter()
-        .flat_map(|&i| data.image(i).iter().copied())
-        .collect();
-    Tensor::from_data(
-        TensorData::new(px, [idx.len(), s.planes(), s.height, s.width]),
-        device,
-    )
-}
-
 /// `img` moved by (dy, dx) pixels, the uncovered border filled with black (−1); a clip moves as
 /// a whole (every frame by the same amount).
 fn shifted(img: &[f32], shape: ImageShape, dy: isize, dx: isize) -> Vec<f32> {
@@ -282,23 +269,21 @@ pub fn train_classifier(
         let idx: Vec<usize> = (0..cfg.batch_size)
             .map(|_| r.random_range(0..train.len()))
             .collect();
-        let x = if cfg.max_shift == 0 {
-            images_tensor(train, &idx, &ad)
-        } else {
-            let m = cfg.max_shift as i64;
-            let s = train.shape;
-            let px: Vec<f32> = idx
-                .iter()
-                .flat_map(|&i| {
+        let (s, m) = (train.shape, cfg.max_shift as i64);
+        let mut px: Vec<f32> = idx
+            .iter()
+            .flat_map(|&i| match m {
+                0 => train.image(i).to_vec(),
+                _ => {
                     let (dy, dx) = (r.random_range(-m..=m), r.random_range(-m..=m));
                     shifted(train.image(i), s, dy as isize, dx as isize)
-                })
-                .collect();
-            Tensor::from_data(
-                TensorData::new(px, [idx.len(), s.planes(), s.height, s.width]),
-                &ad,
-            )
-        };
+                }
+            })
+            .collect();
+        // Clips: half of them shuffled for the frame-order head (drawn after the shifts).
+        let order = s.is_clip().then(|| shuffle_half(&mut px, s, &mut r));
+        let dims = [idx.len(), s.planes(), s.height, s.width];
+        let x = Tensor::<4>::from_data(TensorData::new(px, dims), &ad);
         let y = Tensor::<1, Int>::from_data(
             TensorData::new(
                 idx.iter()
@@ -312,8 +297,9 @@ pub fn train_classifier(
         let loss = match &model {
             FeatureNet::Image(m) => loss_fn.forward(m.logits(x), y),
             FeatureNet::Clip(m) => {
-                // Half the clips shuffled: class and order heads share the features.
-                let (x, order) = shuffle_half(x, train.shape, &mut r, &ad);
+                // Class and order heads share the features.
+                let order = order.expect("clip data builds a clip network");
+                let order = Tensor::<1, Int>::from_data(TensorData::new(order, [idx.len()]), &ad);
                 let feats = m.features(x);
                 loss_fn.forward(m.logits_of(feats.clone()), y)
                     + loss_fn.forward(m.order_logits_of(feats), order)
@@ -366,36 +352,19 @@ pub fn train_classifier(
     Ok(meta)
 }
 
-/// Shuffle the frames of a random half of the clips in `x`; returns the clips and the order
-/// labels (0 = true order, 1 = shuffled).
-fn shuffle_half(
-    x: Tensor<4>,
-    shape: ImageShape,
-    r: &mut impl Rng,
-    device: &Device,
-) -> (Tensor<4>, Tensor<1, Int>) {
-    let dims = x.dims();
-    let values = x
-        .into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .expect("f32 clips");
-    let mut labels = Vec::with_capacity(dims[0]);
-    let px: Vec<f32> = values
-        .chunks(shape.len())
-        .flat_map(|clip| {
+/// Shuffle the frames of a random half of the clips (`[n·C·T·H·W]` values) in place; returns
+/// the order labels (0 = true order, 1 = shuffled).
+fn shuffle_half(px: &mut [f32], shape: ImageShape, r: &mut impl Rng) -> Vec<i64> {
+    px.chunks_mut(shape.len())
+        .map(|clip| {
             let shuffle = r.random::<bool>();
-            labels.push(shuffle as i64);
-            match shuffle {
-                true => permute_frames(clip, shape, &shuffled_order(shape.frames, r)),
-                false => clip.to_vec(),
+            if shuffle {
+                let p = permute_frames(clip, shape, &shuffled_order(shape.frames, r));
+                clip.copy_from_slice(&p);
             }
+            shuffle as i64
         })
-        .collect();
-    (
-        Tensor::from_data(TensorData::new(px, dims), device),
-        Tensor::from_data(TensorData::new(labels, [dims[0]]), device),
-    )
+        .collect()
 }
 
 /// Share of test clips whose order (true or shuffled) the network tells right; every odd clip is

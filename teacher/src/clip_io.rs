@@ -1,35 +1,30 @@
 //! Writing clips (`[C, T, H, W]` in [−1, 1]) as an animated PNG (APNG: every browser plays it,
 //! and it is lossless, unlike GIF's palette) and as a frame strip PNG (frames left to right).
+//! Every `shape` here is a clip's (`frames` = T).
 
 use std::path::Path;
 
 use crate::error::{Error, Result};
-use crate::image_io::{grid, to_u8, write_png};
+use crate::image_io::{from_u8, grid, to_u8, write_png};
 use crate::unet::ImageShape;
 
 /// Frames per second of every animation fewstep writes (a clip of 8 frames loops each second).
 pub const FPS: u16 = 8;
 
 /// Frame t of a clip, `[C, H, W]`.
-pub fn frame(clip: &[f32], frame: ImageShape, frames: usize, t: usize) -> Vec<f32> {
-    let hw = frame.height * frame.width;
-    (0..frame.channels)
+pub fn frame(clip: &[f32], shape: ImageShape, t: usize) -> Vec<f32> {
+    let hw = shape.height * shape.width;
+    (0..shape.channels)
         .flat_map(|c| {
-            let at = (c * frames + t) * hw;
+            let at = (c * shape.frames + t) * hw;
             clip[at..at + hw].iter().copied()
         })
         .collect()
 }
 
 /// APNG bytes of a clip: `fps` frames per second, looping; each frame enlarged `scale`×.
-pub fn apng_bytes(
-    clip: &[f32],
-    shape: ImageShape,
-    frames: usize,
-    fps: u16,
-    scale: usize,
-) -> Result<Vec<u8>> {
-    let scale = scale.max(1);
+pub fn apng_bytes(clip: &[f32], shape: ImageShape, fps: u16, scale: usize) -> Result<Vec<u8>> {
+    let (scale, frames) = (scale.max(1), shape.frames);
     let (w, h) = (shape.width * scale, shape.height * scale);
     let color = match shape.channels {
         1 => png::ColorType::Grayscale,
@@ -51,7 +46,7 @@ pub fn apng_bytes(
         let mut writer = enc.write_header().map_err(enc_err)?;
         let plane = shape.height * shape.width;
         for t in 0..frames {
-            let f = frame(clip, shape, frames, t);
+            let f = frame(clip, shape, t);
             let mut px = Vec::with_capacity(w * h * shape.channels);
             for y in 0..h {
                 for x in 0..w {
@@ -69,26 +64,20 @@ pub fn apng_bytes(
 }
 
 /// Write a clip as an animated PNG, atomically.
-pub fn write_apng(
-    path: &Path,
-    clip: &[f32],
-    shape: ImageShape,
-    frames: usize,
-    fps: u16,
-) -> Result<()> {
+pub fn write_apng(path: &Path, clip: &[f32], shape: ImageShape, fps: u16) -> Result<()> {
     let scale = crate::image_io::display_scale(shape.height);
-    crate::checkpoint::write_atomic(path, &apng_bytes(clip, shape, frames, fps, scale)?)
+    crate::checkpoint::write_atomic(path, &apng_bytes(clip, shape, fps, scale)?)
 }
 
 /// Write clips as a strip PNG: one row per clip, its frames left to right.
-pub fn write_strip(path: &Path, clips: &[&[f32]], shape: ImageShape, frames: usize) -> Result<()> {
+pub fn write_strip(path: &Path, clips: &[&[f32]], shape: ImageShape) -> Result<()> {
     let all: Vec<Vec<f32>> = clips
         .iter()
-        .flat_map(|c| (0..frames).map(move |t| frame(c, shape, frames, t)))
+        .flat_map(|c| (0..shape.frames).map(move |t| frame(c, shape, t)))
         .collect();
     let refs: Vec<&[f32]> = all.iter().map(Vec::as_slice).collect();
     let scale = crate::image_io::display_scale(shape.height);
-    let (g, gs) = grid(&refs, shape, frames, scale);
+    let (g, gs) = grid(&refs, shape.frame(), shape.frames, scale);
     write_png(path, &g, gs)
 }
 
@@ -98,16 +87,15 @@ pub fn write_grid_apng(
     path: &Path,
     clips: &[&[f32]],
     shape: ImageShape,
-    frames: usize,
     cols: usize,
     fps: u16,
 ) -> Result<()> {
-    let scale = crate::image_io::display_scale(shape.height);
+    let (scale, frames) = (crate::image_io::display_scale(shape.height), shape.frames);
     let grids: Vec<(Vec<f32>, ImageShape)> = (0..frames)
         .map(|t| {
-            let f: Vec<Vec<f32>> = clips.iter().map(|c| frame(c, shape, frames, t)).collect();
+            let f: Vec<Vec<f32>> = clips.iter().map(|c| frame(c, shape, t)).collect();
             let refs: Vec<&[f32]> = f.iter().map(Vec::as_slice).collect();
-            grid(&refs, shape, cols, scale)
+            grid(&refs, shape.frame(), cols, scale)
         })
         .collect();
     let gs = grids[0].1;
@@ -119,7 +107,8 @@ pub fn write_grid_apng(
             clip[(c * frames + t) * plane..][..plane].copy_from_slice(&g[c * plane..][..plane]);
         }
     }
-    crate::checkpoint::write_atomic(path, &apng_bytes(&clip, gs, frames, fps, 1)?)
+    let anim = ImageShape { frames, ..gs };
+    crate::checkpoint::write_atomic(path, &apng_bytes(&clip, anim, fps, 1)?)
 }
 
 /// Read one sample file back: an animated PNG as a clip `[C, T, H, W]` (its frames, in order),
@@ -143,7 +132,6 @@ pub fn read_clip(path: &Path, channels: usize) -> Result<(Vec<f32>, ImageShape)>
         .output_buffer_size()
         .ok_or_else(|| bad("frame too large".into()))?;
     let mut buf = vec![0u8; size];
-    let unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
     let mut planes: Vec<Vec<f32>> = vec![Vec::with_capacity(frames * w * h); channels];
     for _ in 0..frames {
         let info = reader
@@ -166,9 +154,9 @@ pub fn read_clip(path: &Path, channels: usize) -> Result<(Vec<f32>, ImageShape)>
         let px = &buf[..w * h * src];
         for (c, plane) in planes.iter_mut().enumerate() {
             plane.extend(px.chunks(src).map(|p| match (src, channels) {
-                (1, _) => unit(p[0]),
-                (_, 3) => unit(p[c]),
-                _ => (unit(p[0]) + unit(p[1]) + unit(p[2])) / 3.0,
+                (1, _) => from_u8(p[0]),
+                (_, 3) => from_u8(p[c]),
+                _ => (from_u8(p[0]) + from_u8(p[1]) + from_u8(p[2])) / 3.0,
             }));
         }
     }

@@ -12,6 +12,11 @@ pub fn to_u8(v: f32) -> u8 {
     (((v + 1.0) * 0.5 * 255.0).round()).clamp(0.0, 255.0) as u8
 }
 
+/// 0..=255 → [−1, 1], the inverse of [`to_u8`] up to rounding.
+pub fn from_u8(p: u8) -> f32 {
+    p as f32 / 255.0 * 2.0 - 1.0
+}
+
 /// Encode one image (`C·H·W` values in [−1, 1]) as PNG bytes: grayscale for 1 channel, RGB for 3.
 pub fn png_bytes(pixels: &[f32], shape: ImageShape) -> Vec<u8> {
     let (w, h) = (shape.width as u32, shape.height as u32);
@@ -95,13 +100,16 @@ pub fn read_png(path: &Path, channels: usize) -> Result<(Vec<f32>, ImageShape)> 
         width: img.width() as usize,
         frames: 1,
     };
-    let unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
     let values = if channels == 1 {
-        img.to_luma8().pixels().map(|p| unit(p.0[0])).collect()
+        img.to_luma8().pixels().map(|p| from_u8(p.0[0])).collect()
     } else {
         let rgb = img.to_rgb8();
         (0..3)
-            .flat_map(|c| rgb.pixels().map(move |p| unit(p.0[c])).collect::<Vec<_>>())
+            .flat_map(|c| {
+                rgb.pixels()
+                    .map(move |p| from_u8(p.0[c]))
+                    .collect::<Vec<_>>()
+            })
             .collect()
     };
     Ok((values, shape))

@@ -188,27 +188,27 @@ fn moving_digits_are_deterministic_bounded_and_keep_each_digit_whole() {
         moving_digits(&src, &cfg, 12, 7).unwrap(),
         "same seed, same clips"
     );
-    assert_ne!(a.data, moving_digits(&src, &cfg, 12, 8).unwrap().data);
+    assert_ne!(a.images, moving_digits(&src, &cfg, 12, 8).unwrap().images);
     // Clip i depends on (seed, i) only: the first 5 of 12 are the 5 clips of a shorter set.
     let short = moving_digits(&src, &cfg, 5, 7).unwrap();
-    assert_eq!(&a.data[..short.data.len()], &short.data[..]);
-    assert_eq!(a.data.len(), 12 * 8 * 16 * 16);
-    assert!(a.data.iter().all(|v| (-1.0..=1.0).contains(v)));
+    assert_eq!(&a.images[..short.images.len()], &short.images[..]);
+    assert_eq!(a.images.len(), 12 * 8 * 16 * 16);
+    assert!(a.images.iter().all(|v| (-1.0..=1.0).contains(v)));
     assert!(a.labels.iter().all(|&l| l < 10));
     let ink = |f: &[f32]| f.iter().map(|v| f64::from(v + 1.0) / 2.0).sum::<f64>();
     for i in 0..a.len() {
         // The digit is always whole inside the frame (bounces keep it in): every frame carries
         // the same ink, and it moves (a non-zero velocity changes the frame every step).
-        let f0 = a.frame_of(i, 0);
+        let f0 = a.frame(i, 0);
         assert!(ink(&f0) > 1.0, "clip {i} is empty");
         for t in 1..8 {
-            let f = a.frame_of(i, t);
+            let f = a.frame(i, t);
             assert!(
                 (ink(&f) - ink(&f0)).abs() < 1e-3,
                 "clip {i} frame {t} lost ink"
             );
         }
-        assert_ne!(a.frame_of(i, 0), a.frame_of(i, 1), "clip {i} does not move");
+        assert_ne!(a.frame(i, 0), a.frame(i, 1), "clip {i} does not move");
     }
     // Two digits overlap by the brighter pixel: never more ink than both apart.
     let two = MovingDigitsConfig {
@@ -232,7 +232,7 @@ fn clips_write_as_animated_png_and_frame_strip() {
     let cfg = MovingDigitsConfig::default();
     let c = moving_digits(&src, &cfg, 2, 3).unwrap();
     // Decoded back: 8 frames of 16×16 (scale 1), and frame 0's pixels are the clip's frame 0.
-    let bytes = apng_bytes(c.clip(0), c.frame, c.frames, 8, 1).unwrap();
+    let bytes = apng_bytes(c.image(0), c.shape, 8, 1).unwrap();
     let mut reader = png::Decoder::new(std::io::Cursor::new(bytes))
         .read_info()
         .unwrap();
@@ -242,20 +242,14 @@ fn clips_write_as_animated_png_and_frame_strip() {
     let info = reader.next_frame(&mut buf).unwrap();
     assert_eq!((info.width, info.height), (16, 16));
     let want: Vec<u8> = c
-        .frame_of(0, 0)
+        .frame(0, 0)
         .iter()
         .map(|&v| teacher::image_io::to_u8(v))
         .collect();
     assert_eq!(&buf[..256], &want[..]);
     let dir = temp_dir("clips");
-    write_apng(&dir.join("clip.png"), c.clip(1), c.frame, c.frames, 8).unwrap();
-    write_strip(
-        &dir.join("strip.png"),
-        &[c.clip(0), c.clip(1)],
-        c.frame,
-        c.frames,
-    )
-    .unwrap();
+    write_apng(&dir.join("clip.png"), c.image(1), c.shape, 8).unwrap();
+    write_strip(&dir.join("strip.png"), &[c.image(0), c.image(1)], c.shape).unwrap();
     let strip = image::open(dir.join("strip.png")).unwrap();
     // 8 frames × (16·4 + 1) + 1 wide, 2 clips × 65 + 1 high (cells enlarged 4×, 1-px borders).
     assert_eq!((strip.width(), strip.height()), (8 * 65 + 1, 2 * 65 + 1));

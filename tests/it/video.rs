@@ -192,7 +192,7 @@ fn clip_folders_load_frames_in_name_order() {
             std::fs::create_dir_all(&clip_dir).unwrap();
             let clip = src.image(class * 5 + k);
             for t in 0..3 {
-                let f = teacher::clip_io::frame(clip, src.shape.frame(), 3, t);
+                let f = teacher::clip_io::frame(clip, src.shape, t);
                 let p = clip_dir.join(format!("f{t}.png"));
                 teacher::image_io::write_png(&p, &f, src.shape.frame()).unwrap();
             }

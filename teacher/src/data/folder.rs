@@ -9,6 +9,7 @@ use image::imageops::FilterType;
 
 use super::{Dataset, Split, in_split};
 use crate::error::{Error, Result};
+use crate::image_io::from_u8;
 use crate::npy::{NpyData, read_npy};
 use crate::unet::ImageShape;
 
@@ -75,14 +76,13 @@ fn read_frames(files: &[PathBuf], resolution: Option<usize>, channels: usize) ->
                     .into(),
             ));
         }
-        let to_unit = |p: u8| p as f32 / 255.0 * 2.0 - 1.0;
         // Channel planes, each holding the frames in order: `[C, T, H, W]`.
         if channels == 1 {
-            planes[0].extend(img.to_luma8().pixels().map(|p| to_unit(p.0[0])));
+            planes[0].extend(img.to_luma8().pixels().map(|p| from_u8(p.0[0])));
         } else {
             let rgb = img.to_rgb8();
             for (c, plane) in planes.iter_mut().enumerate() {
-                plane.extend(rgb.pixels().map(|p| to_unit(p.0[c])));
+                plane.extend(rgb.pixels().map(|p| from_u8(p.0[c])));
             }
         }
     }

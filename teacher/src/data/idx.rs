@@ -123,7 +123,7 @@ pub fn load_mnist(dir: &Path, split: Split) -> Result<Dataset> {
     Ok(Dataset {
         images: ibytes[16..]
             .iter()
-            .map(|&p| p as f32 / 255.0 * 2.0 - 1.0)
+            .map(|&p| crate::image_io::from_u8(p))
             .collect(),
         labels,
         shape: ImageShape {

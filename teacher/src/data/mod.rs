@@ -77,8 +77,8 @@ impl Default for DataConfig {
     }
 }
 
-/// An in-memory labelled image set.
-#[derive(Debug, Clone)]
+/// An in-memory labelled set of images or clips.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Dataset {
     /// Pixels in [−1, 1], `[len, C, H, W]` row-major.
     pub images: Vec<f32>,
@@ -103,10 +103,15 @@ impl Dataset {
         self.shape.len()
     }
 
-    /// The pixels of image `i`.
+    /// The pixels of image (or clip) `i`.
     pub fn image(&self, i: usize) -> &[f32] {
         let l = self.image_len();
         &self.images[i * l..(i + 1) * l]
+    }
+
+    /// Frame t of clip i, `[C, H, W]`.
+    pub fn frame(&self, i: usize, t: usize) -> Vec<f32> {
+        crate::clip_io::frame(self.image(i), self.shape, t)
     }
 
     /// Keep the examples whose index satisfies `keep`.

@@ -44,41 +44,6 @@ impl Default for MovingDigitsConfig {
     }
 }
 
-/// Clips `[n, C, T, H, W]` and their labels.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Clips {
-    pub data: Vec<f32>,
-    pub labels: Vec<u8>,
-    /// Per-frame shape (C, H, W).
-    pub frame: ImageShape,
-    pub frames: usize,
-}
-
-impl Clips {
-    pub fn len(&self) -> usize {
-        self.labels.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.labels.is_empty()
-    }
-
-    /// Values per clip, C·T·H·W.
-    pub fn clip_len(&self) -> usize {
-        self.frame.channels * self.frames * self.frame.height * self.frame.width
-    }
-
-    pub fn clip(&self, i: usize) -> &[f32] {
-        let l = self.clip_len();
-        &self.data[i * l..(i + 1) * l]
-    }
-
-    /// Frame t of clip i, `[C, H, W]`.
-    pub fn frame_of(&self, i: usize, t: usize) -> Vec<f32> {
-        crate::clip_io::frame(self.clip(i), self.frame, self.frames, t)
-    }
-}
-
 impl MovingDigitsConfig {
     /// The clips of one split as a dataset of shape `[C, T, H, W]`: `train_clips` (or
     /// `test_clips`) clips from that split's images, with a seed per split (0 train, 1 test) so
@@ -94,17 +59,7 @@ impl MovingDigitsConfig {
                 if seed == 0 { "train" } else { "test" }
             )));
         }
-        let c = moving_digits(images, self, n, seed)?;
-        Ok(Dataset {
-            shape: ImageShape {
-                frames: c.frames,
-                ..c.frame
-            },
-            images: c.data,
-            labels: c.labels,
-            num_classes: images.num_classes,
-            class_names: images.class_names.clone(),
-        })
+        moving_digits(images, self, n, seed)
     }
 }
 
@@ -127,13 +82,14 @@ pub fn bounce(p: i64, v: i64, lim: i64) -> (i64, i64) {
     (p, v)
 }
 
-/// `n` clips from `src` (digits drawn uniformly, positions and velocities from the seed).
+/// `n` clips `[C, T, H, W]` from `src` (digits drawn uniformly, positions and velocities from
+/// the seed), as a dataset with `src`'s classes.
 pub fn moving_digits(
     src: &Dataset,
     cfg: &MovingDigitsConfig,
     n: usize,
     seed: u64,
-) -> Result<Clips> {
+) -> Result<Dataset> {
     let s = src.shape;
     if cfg.size < s.height.max(s.width) || cfg.frames == 0 || cfg.digits == 0 || src.is_empty() {
         return Err(Error::Invalid(format!(
@@ -151,14 +107,13 @@ pub fn moving_digits(
             cfg.max_speed
         )));
     }
-    let frame = ImageShape {
+    let shape = ImageShape {
         channels: s.channels,
         height: cfg.size,
         width: cfg.size,
-        frames: 1,
+        frames: cfg.frames,
     };
-    let (t_n, hw) = (cfg.frames, cfg.size * cfg.size);
-    let clip_len = s.channels * t_n * hw;
+    let (t_n, hw, clip_len) = (cfg.frames, cfg.size * cfg.size, shape.len());
     let (lim_y, lim_x) = ((cfg.size - s.height) as i64, (cfg.size - s.width) as i64);
     let mut data = vec![-1.0f32; n * clip_len];
     let mut labels = Vec::with_capacity(n);
@@ -193,11 +148,12 @@ pub fn moving_digits(
             }
         }
     }
-    Ok(Clips {
-        data,
+    Ok(Dataset {
+        images: data,
         labels,
-        frame,
-        frames: t_n,
+        shape,
+        num_classes: src.num_classes,
+        class_names: src.class_names.clone(),
     })
 }
 
