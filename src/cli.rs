@@ -98,12 +98,25 @@ pub struct TrainArgs {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 pub enum SamplerArg {
-    /// Euler (= DDIM in the σ parameterisation), 1 evaluation per step.
+    /// Euler, 1 evaluation per step.
     Euler,
-    /// Alias of `euler`.
+    /// DDIM: in the σ parameterisation the same update as Euler.
     Ddim,
-    /// Heun (EDM Algorithm 2), 2 evaluations per step.
+    /// Heun (EDM Algorithm 2), 2 evaluations per step (1 on the last).
     Heun,
+    /// DPM-Solver++(2M) (Lu et al. 2022), second order, 1 evaluation per step.
+    Dpmpp2m,
+}
+
+impl From<SamplerArg> for teacher::edm::solver::Sampler {
+    fn from(s: SamplerArg) -> Self {
+        match s {
+            SamplerArg::Euler => Self::Euler,
+            SamplerArg::Ddim => Self::Ddim,
+            SamplerArg::Heun => Self::Heun,
+            SamplerArg::Dpmpp2m => Self::Dpmpp2m,
+        }
+    }
 }
 
 #[derive(Args, Debug)]
@@ -120,8 +133,10 @@ pub struct SampleArgs {
     /// Sampling steps (σ intervals of the Karras grid).
     #[arg(long, default_value_t = 50)]
     pub steps: usize,
-    #[arg(long, value_enum, default_value_t = SamplerArg::Euler)]
-    pub sampler: SamplerArg,
+    /// ODE solver (default: the model's own; progressive students take euler|ddim,
+    /// consistency students their own multistep rule).
+    #[arg(long, value_enum)]
+    pub sampler: Option<SamplerArg>,
     /// Classifier-free guidance weight w (1 = conditional, 0 = unconditional).
     #[arg(long, default_value_t = 2.0)]
     pub guidance: f64,
@@ -149,6 +164,14 @@ pub enum BenchCommand {
     Suite(BenchSuiteArgs),
 }
 
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BenchArg {
+    Train,
+    Sampling,
+    Onnx,
+    Distill,
+}
+
 #[derive(Args, Debug)]
 pub struct BenchSuiteArgs {
     /// A `fewstep pipeline` output folder (its teacher, students, export and config are used).
@@ -164,8 +187,8 @@ pub struct BenchSuiteArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Only these benchmarks (comma-separated: train, sampling, onnx, distill).
-    #[arg(long, value_delimiter = ',')]
-    pub only: Vec<String>,
+    #[arg(long, value_delimiter = ',', value_enum)]
+    pub only: Vec<BenchArg>,
     /// Teacher config whose U-Net is timed against the PyTorch twin (which defines that network).
     #[arg(long, default_value = "configs/mnist.toml")]
     pub unet_config: PathBuf,
@@ -435,6 +458,10 @@ pub struct ReportArgs {
     /// Teacher step count used for the guidance sweep.
     #[arg(long, default_value_t = 25)]
     pub sweep_steps: usize,
+    /// NFE budgets at which the teacher's Euler, Heun and DPM-Solver++(2M) are compared
+    /// (comma-separated; none by default).
+    #[arg(long, value_delimiter = ',')]
+    pub solver_nfe: Vec<usize>,
     /// Report title.
     #[arg(long, default_value = "fewstep comparison report")]
     pub title: String,

@@ -171,8 +171,8 @@ fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
         println!(
             "unrolled: {} steps of {} (NFE {}), guidance {}; inputs {}",
             u.steps,
-            u.plan.description,
-            u.plan.nfe(u.steps),
+            u.plan.describe(),
+            u.plan.nfe(),
             u.guidance,
             source.input_names()
         );

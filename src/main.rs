@@ -1,12 +1,9 @@
 //! `fewstep`: train a guided diffusion teacher, distil few-step students, export and evaluate them.
 
-mod bench;
 mod cli;
 mod commands;
 mod export_cmd;
-mod pipeline;
-mod report;
-mod serving;
+mod settings;
 
 use std::process::ExitCode;
 

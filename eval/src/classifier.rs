@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use burn::module::Module;
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::loss::{CrossEntropyLoss, CrossEntropyLossConfig};
 use burn::nn::pool::{AdaptiveAvgPool2d, AdaptiveAvgPool2dConfig, MaxPool2d, MaxPool2dConfig};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig, PaddingConfig2d};
 use burn::optim::{AdamConfig, GradientsParams};
@@ -257,6 +257,31 @@ pub fn train_classifier(
     quiet: bool,
     device: &Device,
 ) -> Result<FeatureMeta> {
+    let (model, train_seconds) = fit(cfg, train, quiet, device);
+    let meta = evaluate(
+        &model,
+        cfg,
+        dataset_name,
+        train,
+        test,
+        train_seconds,
+        device,
+    );
+    save(out, model, &meta)?;
+    Ok(meta)
+}
+
+/// One training batch: images (shifted, and for clips half of them frame-shuffled), class
+/// labels and, for clips, the order labels.
+struct Batch {
+    x: Tensor<4>,
+    y: Tensor<1, Int>,
+    order: Option<Vec<i64>>,
+}
+
+/// Train a fresh network for `cfg.steps` Adam steps; returns it (inference mode) and the
+/// seconds the steps took.
+fn fit(cfg: &ClassifierConfig, train: &Dataset, quiet: bool, device: &Device) -> (FeatureNet, f64) {
     let ad = device.clone().autodiff();
     ad.seed(derive_seed(cfg.seed, Stream::Init, 0));
     let mut model = cfg.init(train.shape, train.num_classes, &ad);
@@ -265,46 +290,9 @@ pub fn train_classifier(
     let pb = teacher::progress::bar(cfg.steps, quiet, "features");
     let started = Instant::now();
     for step in 0..cfg.steps {
-        let mut r = rng(cfg.seed, Stream::TrainStep, step);
-        let idx: Vec<usize> = (0..cfg.batch_size)
-            .map(|_| r.random_range(0..train.len()))
-            .collect();
-        let (s, m) = (train.shape, cfg.max_shift as i64);
-        let mut px: Vec<f32> = idx
-            .iter()
-            .flat_map(|&i| match m {
-                0 => train.image(i).to_vec(),
-                _ => {
-                    let (dy, dx) = (r.random_range(-m..=m), r.random_range(-m..=m));
-                    shifted(train.image(i), s, dy as isize, dx as isize)
-                }
-            })
-            .collect();
-        // Clips: half of them shuffled for the frame-order head (drawn after the shifts).
-        let order = s.is_clip().then(|| shuffle_half(&mut px, s, &mut r));
-        let dims = [idx.len(), s.planes(), s.height, s.width];
-        let x = Tensor::<4>::from_data(TensorData::new(px, dims), &ad);
-        let y = Tensor::<1, Int>::from_data(
-            TensorData::new(
-                idx.iter()
-                    .map(|&i| train.labels[i] as i64)
-                    .collect::<Vec<_>>(),
-                [idx.len()],
-            ),
-            &ad,
-        );
+        let batch = training_batch(cfg, train, step, &ad);
         ad.seed(derive_seed(cfg.seed, Stream::Backend, step));
-        let loss = match &model {
-            FeatureNet::Image(m) => loss_fn.forward(m.logits(x), y),
-            FeatureNet::Clip(m) => {
-                // Class and order heads share the features.
-                let order = order.expect("clip data builds a clip network");
-                let order = Tensor::<1, Int>::from_data(TensorData::new(order, [idx.len()]), &ad);
-                let feats = m.features(x);
-                loss_fn.forward(m.logits_of(feats.clone()), y)
-                    + loss_fn.forward(m.order_logits_of(feats), order)
-            }
-        };
+        let loss = batch_loss(&model, &loss_fn, batch, &ad);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         // Step decay: full rate for the first 2/3, a tenth after (a standard LeNet schedule).
         let lr = if step < cfg.steps * 2 / 3 {
@@ -317,18 +305,87 @@ pub fn train_classifier(
     }
     pb.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
-    let model = model.valid();
-    let pred = predict(&model, &test.images, test.shape, device);
+    (model.valid(), train_seconds)
+}
+
+/// Draw the batch of training step `step` from its own random stream.
+fn training_batch(cfg: &ClassifierConfig, train: &Dataset, step: u64, ad: &Device) -> Batch {
+    let mut r = rng(cfg.seed, Stream::TrainStep, step);
+    let idx: Vec<usize> = (0..cfg.batch_size)
+        .map(|_| r.random_range(0..train.len()))
+        .collect();
+    let (s, m) = (train.shape, cfg.max_shift as i64);
+    let mut px: Vec<f32> = idx
+        .iter()
+        .flat_map(|&i| match m {
+            0 => train.image(i).to_vec(),
+            _ => {
+                let (dy, dx) = (r.random_range(-m..=m), r.random_range(-m..=m));
+                shifted(train.image(i), s, dy as isize, dx as isize)
+            }
+        })
+        .collect();
+    // Clips: half of them shuffled for the frame-order head (drawn after the shifts).
+    let order = s.is_clip().then(|| shuffle_half(&mut px, s, &mut r));
+    let dims = [idx.len(), s.planes(), s.height, s.width];
+    let x = Tensor::<4>::from_data(TensorData::new(px, dims), ad);
+    let y = Tensor::<1, Int>::from_data(
+        TensorData::new(
+            idx.iter()
+                .map(|&i| train.labels[i] as i64)
+                .collect::<Vec<_>>(),
+            [idx.len()],
+        ),
+        ad,
+    );
+    Batch { x, y, order }
+}
+
+/// The training loss of one batch: cross-entropy of the class head, plus that of the order
+/// head for clips.
+fn batch_loss(
+    model: &FeatureNet,
+    loss_fn: &CrossEntropyLoss,
+    batch: Batch,
+    ad: &Device,
+) -> Tensor<1> {
+    let Batch { x, y, order } = batch;
+    match model {
+        FeatureNet::Image(m) => loss_fn.forward(m.logits(x), y),
+        FeatureNet::Clip(m) => {
+            // Class and order heads share the features.
+            let n = x.dims()[0];
+            let order = order.expect("clip data builds a clip network");
+            let order = Tensor::<1, Int>::from_data(TensorData::new(order, [n]), ad);
+            let feats = m.features(x);
+            loss_fn.forward(m.logits_of(feats.clone()), y)
+                + loss_fn.forward(m.order_logits_of(feats), order)
+        }
+    }
+}
+
+/// Test-split class accuracy (and, for clips, frame-order accuracy) of the trained network,
+/// with the facts that name it.
+fn evaluate(
+    model: &FeatureNet,
+    cfg: &ClassifierConfig,
+    dataset_name: &str,
+    train: &Dataset,
+    test: &Dataset,
+    train_seconds: f64,
+    device: &Device,
+) -> FeatureMeta {
+    let pred = predict(model, &test.images, test.shape, device);
     let correct = pred
         .iter()
         .zip(&test.labels)
         .filter(|(p, l)| **p == **l as usize)
         .count();
-    let order_accuracy = match &model {
+    let order_accuracy = match model {
         FeatureNet::Image(_) => None,
         FeatureNet::Clip(m) => Some(order_accuracy(m, test, cfg.seed, device)),
     };
-    let meta = FeatureMeta {
+    FeatureMeta {
         dataset: dataset_name.to_string(),
         shape: train.shape,
         num_classes: train.num_classes,
@@ -337,7 +394,11 @@ pub fn train_classifier(
         order_accuracy,
         test_examples: test.len(),
         train_seconds,
-    };
+    }
+}
+
+/// Write the weights and the meta into `out` (created if missing).
+fn save(out: &Path, model: FeatureNet, meta: &FeatureMeta) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| EvalError::io("create", out, e))?;
     write_atomic(
         &out.join(WEIGHTS_FILE),
@@ -345,11 +406,11 @@ pub fn train_classifier(
     )?;
     write_atomic(
         &out.join(META_FILE),
-        serde_json::to_string_pretty(&meta)
+        serde_json::to_string_pretty(meta)
             .expect("plain data")
             .as_bytes(),
     )?;
-    Ok(meta)
+    Ok(())
 }
 
 /// Shuffle the frames of a random half of the clips (`[n·C·T·H·W]` values) in place; returns

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::sync::Once;
 
+use plotters::coord::ranged1d::ValueFormatter;
 use plotters::prelude::*;
 
 use crate::error::{EvalError, Result};
@@ -60,11 +61,27 @@ fn log_tick_label(v: f64) -> String {
     }
 }
 
-/// Draw `series` as lines with markers into a PNG at `path` (written atomically).
-pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
-    register_font();
-    let (w, h) = (800u32, 500u32);
-    let mut buf = vec![0u8; (w * h * 3) as usize];
+/// The plotted ranges: x and y bounds (padded), and whether y goes on a log axis.
+struct Ranges {
+    x0: f64,
+    x1: f64,
+    y0: f64,
+    y1: f64,
+    log_y: bool,
+}
+
+/// The finite points of one series.
+fn finite_points(s: &Series) -> Vec<(f64, f64)> {
+    s.points
+        .iter()
+        .copied()
+        .filter(|p| p.1.is_finite())
+        .collect()
+}
+
+/// Bounds of the finite points of all `series` (an error if there are none), padded for
+/// drawing; a y range over more than 20× goes on a log axis.
+fn ranges(path: &Path, series: &[Series]) -> Result<Ranges> {
     let pts: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
@@ -92,92 +109,147 @@ pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
         x0 *= 0.5;
         x1 *= 2.0;
     }
-    {
-        let root = BitMapBackend::with_buffer(&mut buf, (w, h)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
-        let mut builder = ChartBuilder::on(&root);
-        builder
-            .caption(chart.title, ("sans-serif", 22))
-            .margin(15)
-            .x_label_area_size(45)
-            .y_label_area_size(70);
-        let x_label = |v: &f64| {
-            if chart.log_x {
-                log_tick_label(*v)
-            } else {
-                format!("{v:.1}")
-            }
-        };
-        let y_label = |v: &f64| {
-            if log_y {
-                log_tick_label(*v)
-            } else {
-                format!("{v:.1}")
-            }
-        };
-        let y_desc = if log_y {
-            format!("{} (log)", chart.y_label)
-        } else {
-            chart.y_label.to_string()
-        };
-        macro_rules! draw {
-            ($ctx:expr) => {{
-                let mut ctx = $ctx.map_err(|e| plot_err(path, e))?;
-                ctx.configure_mesh()
-                    .x_label_formatter(&x_label)
-                    .y_label_formatter(&y_label)
-                    .max_light_lines(3)
-                    .x_desc(chart.x_label)
-                    .y_desc(y_desc.as_str())
-                    .label_style(("sans-serif", 14))
-                    .draw()
-                    .map_err(|e| plot_err(path, e))?;
-                for (i, s) in series.iter().enumerate() {
-                    let c = COLORS[i % COLORS.len()];
-                    let points: Vec<(f64, f64)> = s
-                        .points
-                        .iter()
-                        .copied()
-                        .filter(|p| p.1.is_finite())
-                        .collect();
-                    ctx.draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
-                        .map_err(|e| plot_err(path, e))?
-                        .label(s.label.clone())
-                        .legend(move |(x, y)| {
-                            PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2))
-                        });
-                    ctx.draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
-                        .map_err(|e| plot_err(path, e))?;
-                }
-                ctx.configure_series_labels()
-                    .label_font(("sans-serif", 14))
-                    .background_style(WHITE.mix(0.85))
-                    .border_style(BLACK)
-                    .position(SeriesLabelPosition::UpperRight)
-                    .draw()
-                    .map_err(|e| plot_err(path, e))?;
-            }};
-        }
-        let xp = (x1 - x0) * 0.05;
-        match (chart.log_x, log_y) {
-            (true, true) => draw!(
-                builder.build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0..y1).log_scale())
-            ),
-            (true, false) => {
-                draw!(builder.build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), y0..y1))
-            }
-            (false, true) => {
-                draw!(builder.build_cartesian_2d(x0 - xp..x1 + xp, (y0..y1).log_scale()))
-            }
-            (false, false) => draw!(builder.build_cartesian_2d(x0 - xp..x1 + xp, y0..y1)),
-        }
-        root.present().map_err(|e| plot_err(path, e))?;
-    }
+    Ok(Ranges {
+        x0,
+        x1,
+        y0,
+        y1,
+        log_y,
+    })
+}
+
+/// Draw `series` as lines with markers into a PNG at `path` (written atomically).
+pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
+    register_font();
+    let (w, h) = (800u32, 500u32);
+    let mut buf = vec![0u8; (w * h * 3) as usize];
+    let r = ranges(path, series)?;
+    render(&mut buf, (w, h), path, chart, series, &r)?;
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer sized w·h·3");
     let mut png = std::io::Cursor::new(Vec::new());
     img.write_to(&mut png, image::ImageFormat::Png)
         .expect("in-memory PNG encoding");
     teacher::checkpoint::write_atomic(path, png.get_ref())?;
+    Ok(())
+}
+
+/// Render the chart into the RGB buffer `buf` of `size` pixels, on log or linear axes as
+/// `chart.log_x` and `r.log_y` say.
+fn render(
+    buf: &mut [u8],
+    size: (u32, u32),
+    path: &Path,
+    chart: &Chart,
+    series: &[Series],
+    r: &Ranges,
+) -> Result<()> {
+    let root = BitMapBackend::with_buffer(buf, size).into_drawing_area();
+    root.fill(&WHITE).map_err(|e| plot_err(path, e))?;
+    let mut builder = ChartBuilder::on(&root);
+    builder
+        .caption(chart.title, ("sans-serif", 22))
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(70);
+    let (x0, x1, y0, y1) = (r.x0, r.x1, r.y0, r.y1);
+    let xp = (x1 - x0) * 0.05;
+    let err = |e| plot_err(path, e);
+    match (chart.log_x, r.log_y) {
+        (true, true) => draw(
+            builder
+                .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), (y0..y1).log_scale())
+                .map_err(err)?,
+            path,
+            chart,
+            series,
+            r.log_y,
+        )?,
+        (true, false) => draw(
+            builder
+                .build_cartesian_2d((x0 * 0.8..x1 * 1.25).log_scale(), y0..y1)
+                .map_err(err)?,
+            path,
+            chart,
+            series,
+            r.log_y,
+        )?,
+        (false, true) => draw(
+            builder
+                .build_cartesian_2d(x0 - xp..x1 + xp, (y0..y1).log_scale())
+                .map_err(err)?,
+            path,
+            chart,
+            series,
+            r.log_y,
+        )?,
+        (false, false) => draw(
+            builder
+                .build_cartesian_2d(x0 - xp..x1 + xp, y0..y1)
+                .map_err(err)?,
+            path,
+            chart,
+            series,
+            r.log_y,
+        )?,
+    }
+    root.present().map_err(|e| plot_err(path, e))?;
+    Ok(())
+}
+
+/// Tick label of an axis value: 1, 2, 5 × 10^k on a log axis, one decimal on a linear one.
+fn tick_label(log: bool, v: f64) -> String {
+    if log {
+        log_tick_label(v)
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+/// Draw the mesh, the series and the legend into a chart context (any axis kinds).
+fn draw<'a, 'b: 'a, X, Y>(
+    mut ctx: ChartContext<'a, BitMapBackend<'b>, Cartesian2d<X, Y>>,
+    path: &Path,
+    chart: &Chart,
+    series: &[Series],
+    log_y: bool,
+) -> Result<()>
+where
+    X: Ranged<ValueType = f64> + ValueFormatter<f64>,
+    Y: Ranged<ValueType = f64> + ValueFormatter<f64>,
+{
+    let x_label = |v: &f64| tick_label(chart.log_x, *v);
+    let y_label = |v: &f64| tick_label(log_y, *v);
+    let y_desc = if log_y {
+        format!("{} (log)", chart.y_label)
+    } else {
+        chart.y_label.to_string()
+    };
+    ctx.configure_mesh()
+        .x_label_formatter(&x_label)
+        .y_label_formatter(&y_label)
+        .max_light_lines(3)
+        .x_desc(chart.x_label)
+        .y_desc(y_desc.as_str())
+        .label_style(("sans-serif", 14))
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
+    for (i, s) in series.iter().enumerate() {
+        let c = COLORS[i % COLORS.len()];
+        let points = finite_points(s);
+        ctx.draw_series(LineSeries::new(points.clone(), c.stroke_width(2)))
+            .map_err(|e| plot_err(path, e))?
+            .label(s.label.clone())
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
+        ctx.draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
+            .map_err(|e| plot_err(path, e))?;
+    }
+    ctx.configure_series_labels()
+        .label_font(("sans-serif", 14))
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(SeriesLabelPosition::UpperRight)
+        .draw()
+        .map_err(|e| plot_err(path, e))?;
     Ok(())
 }
 

@@ -134,44 +134,70 @@ impl Results {
     }
 }
 
+/// One line per model name (in order, consecutive duplicates merged) of `f` against NFE.
+fn nfe_series(r: &Results, names: &[String], f: &dyn Fn(&ModelResult) -> f64) -> Vec<Series> {
+    names
+        .iter()
+        .map(|n| {
+            let mut points: Vec<(f64, f64)> = r
+                .models
+                .iter()
+                .filter(|m| &m.name == n)
+                .map(|m| (m.nfe as f64, f(m)))
+                .collect();
+            points.sort_by(|a, b| a.0.total_cmp(&b.0));
+            Series {
+                label: n.clone(),
+                points,
+            }
+        })
+        .collect()
+}
+
+/// One line of FID against guidance weight per model and step count of the sweep.
+fn guidance_series(r: &Results) -> Vec<Series> {
+    let mut sweep_names: Vec<String> = r
+        .guidance_sweep
+        .iter()
+        .map(|g| format!("{} ({} steps)", g.name, g.steps))
+        .collect();
+    sweep_names.dedup();
+    sweep_names
+        .iter()
+        .map(|n| Series {
+            label: n.clone(),
+            points: r
+                .guidance_sweep
+                .iter()
+                .filter(|g| &format!("{} ({} steps)", g.name, g.steps) == n)
+                .map(|g| (g.guidance, g.fid))
+                .collect(),
+        })
+        .collect()
+}
+
+/// A chart description (the axes of one plot).
+fn chart<'a>(title: &'a str, x_label: &'a str, y_label: &'a str, log_x: bool) -> Chart<'a> {
+    Chart {
+        title,
+        x_label,
+        y_label,
+        log_x,
+    }
+}
+
 fn plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
     let mut names: Vec<String> = r.models.iter().map(|m| m.name.clone()).collect();
     names.dedup();
-    let series = |f: &dyn Fn(&ModelResult) -> f64| -> Vec<Series> {
-        names
-            .iter()
-            .map(|n| {
-                let mut points: Vec<(f64, f64)> = r
-                    .models
-                    .iter()
-                    .filter(|m| &m.name == n)
-                    .map(|m| (m.nfe as f64, f(m)))
-                    .collect();
-                points.sort_by(|a, b| a.0.total_cmp(&b.0));
-                Series {
-                    label: n.clone(),
-                    points,
-                }
-            })
-            .collect()
-    };
     let d = &r.metric;
     let fid_label = format!("{d} ({})", r.features);
     let per_1000 = format!("seconds per 1,000 {}", r.unit());
     let (t_nfe, t_guid) = (format!("{d} vs NFE"), format!("{d} vs guidance weight"));
     let mut made = Vec::new();
-    fn chart<'a>(title: &'a str, x_label: &'a str, y_label: &'a str, log_x: bool) -> Chart<'a> {
-        Chart {
-            title,
-            x_label,
-            y_label,
-            log_x,
-        }
-    }
     line_chart(
         &out.join("fid_vs_nfe.png"),
         &chart(&t_nfe, "NFE per sample (log)", &fid_label, true),
-        &series(&|m| m.metrics.fid),
+        &nfe_series(r, &names, &|m| m.metrics.fid),
     )?;
     made.push((t_nfe.clone(), "fid_vs_nfe.png".to_string()));
     line_chart(
@@ -182,35 +208,17 @@ fn plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
             &per_1000,
             true,
         ),
-        &series(&|m| m.seconds_per_1000),
+        &nfe_series(r, &names, &|m| m.seconds_per_1000),
     )?;
     made.push((
         "Latency vs NFE".to_string(),
         "latency_vs_nfe.png".to_string(),
     ));
     if !r.guidance_sweep.is_empty() {
-        let mut sweep_names: Vec<String> = r
-            .guidance_sweep
-            .iter()
-            .map(|g| format!("{} ({} steps)", g.name, g.steps))
-            .collect();
-        sweep_names.dedup();
-        let s: Vec<Series> = sweep_names
-            .iter()
-            .map(|n| Series {
-                label: n.clone(),
-                points: r
-                    .guidance_sweep
-                    .iter()
-                    .filter(|g| &format!("{} ({} steps)", g.name, g.steps) == n)
-                    .map(|g| (g.guidance, g.fid))
-                    .collect(),
-            })
-            .collect();
         line_chart(
             &out.join("fid_vs_guidance.png"),
             &chart(&t_guid, "guidance weight w", &fid_label, false),
-            &s,
+            &guidance_series(r),
         )?;
         made.push((
             format!("{d} vs guidance"),
@@ -228,6 +236,24 @@ fn fmt_opt(v: Option<f64>, scale: f64, digits: usize) -> String {
 /// The markdown body (also the HTML's source).
 pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
     let mut md = String::new();
+    md_intro(&mut md, r);
+    md_table(&mut md, r);
+    for sec in &r.sections {
+        let _ = writeln!(md, "\n## {}\n\n{}", sec.title, sec.markdown.trim_end());
+    }
+    for (title, file) in plots {
+        let _ = writeln!(md, "\n## {title}\n\n![{title}]({file})");
+    }
+    md_samples(&mut md, r);
+    let _ = writeln!(
+        md,
+        "Every number is in `results.json` with its seed and config hash."
+    );
+    md
+}
+
+/// Title, command, feature space, the headline and the real-vs-real floor.
+fn md_intro(md: &mut String, r: &Results) {
     let _ = writeln!(md, "# {}\n", r.title);
     let _ = writeln!(md, "Produced by:\n\n```sh\n{}\n```\n", r.command);
     let (d, unit) = (&r.metric, r.unit());
@@ -257,6 +283,11 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
             rr.fid, rr.n_samples, rr.n_reference
         );
     }
+}
+
+/// The table of every model's numbers.
+fn md_table(md: &mut String, r: &Results) {
+    let (d, unit) = (&r.metric, r.unit());
     let short = if unit == "clips" { "clips" } else { "img" };
     let _ = writeln!(
         md,
@@ -281,12 +312,10 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
             x.n_samples
         );
     }
-    for sec in &r.sections {
-        let _ = writeln!(md, "\n## {}\n\n{}", sec.title, sec.markdown.trim_end());
-    }
-    for (title, file) in plots {
-        let _ = writeln!(md, "\n## {title}\n\n![{title}]({file})");
-    }
+}
+
+/// The samples section: each model's grid (and animation, for clips).
+fn md_samples(md: &mut String, r: &Results) {
     let _ = writeln!(
         md,
         "\n## Samples (same seeds, one row per model and step count)\n"
@@ -301,11 +330,6 @@ pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
             let _ = writeln!(md, "![{} {} animated]({a})\n", m.name, m.steps);
         }
     }
-    let _ = writeln!(
-        md,
-        "Every number is in `results.json` with its seed and config hash."
-    );
-    md
 }
 
 /// Pairs of `marker` in `t` become `<tag>…</tag>` (Markdown's `**bold**` and `` `code` ``).

@@ -9,8 +9,8 @@ use burn::backend::capture::{CaptureBackend, TensorId};
 use burn::backend::ir::GraphIr;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
-use teacher::checkpoint::ModelKind;
 use teacher::model::EdmModel;
+use teacher::recipe::{ModelKind, SamplerPlan, run_plan};
 use teacher::unet::ImageShape;
 
 use crate::error::{ExportError, Result};
@@ -207,10 +207,10 @@ pub fn capture_forward(model: &EdmModel, inputs: &[Input], batch: usize) -> Resu
 }
 
 /// Record a whole sampler, `plan` unrolled: noise (and re-noising noises), class and w in, the
-/// sampled image out — the very `student::sample::run_plan` that `fewstep sample` runs.
+/// sampled image out — the very `teacher::recipe::run_plan` that `fewstep sample` runs.
 pub fn capture_sampler(
     model: &EdmModel,
-    plan: &student::sample::SamplerPlan,
+    plan: &SamplerPlan,
     inputs: &[Input],
     batch: usize,
 ) -> Result<Captured> {
@@ -223,7 +223,7 @@ pub fn capture_sampler(
             class: t.class.clone()?,
             extra: t.w.clone(),
         };
-        Some(student::sample::run_plan(m, plan, &noises, &cond).x)
+        Some(run_plan(m, plan, &noises, &cond).x)
     })
 }
 
@@ -245,7 +245,7 @@ fn capture_with(
     output_name: &'static str,
     f: impl FnOnce(&EdmModel, &Tensors) -> Option<Tensor<4>>,
 ) -> Result<Captured> {
-    let shape = model.unet_shape();
+    let shape = model.example_shape();
     let device = Device::capture();
     let mut meta: Option<Result<Boundary>> = None;
     let fail = |m: &str| ExportError::Capture { message: m.into() };
@@ -254,57 +254,10 @@ fn capture_with(
             let m = model.clone().to_device(&device);
             let mut names = ParamNames::default();
             m.visit(&mut names);
-            let mut t = Tensors {
-                x: None,
-                sigma: None,
-                class: None,
-                w: None,
-                noises: Vec::new(),
+            let Some((t, ids)) = feed_inputs(inputs, batch, shape, &device) else {
+                meta = Some(Err(fail("an input did not land on the capture device")));
+                return scope.complete([], []);
             };
-            let mut ids = Vec::new();
-            // Re-noising inputs are fed in step order whatever their position.
-            let mut renoise: Vec<(u8, Tensor<4>)> = Vec::new();
-            for &input in inputs {
-                let data = sample_input(input, batch, shape);
-                let id = match input {
-                    Input::X | Input::Noise | Input::Renoise(_) => {
-                        let v = Tensor::<4>::from_data(data, &device);
-                        let id = id_of(&v);
-                        match input {
-                            Input::X => t.x = Some(v),
-                            Input::Noise => t.noises.insert(0, v),
-                            Input::Renoise(k) => renoise.push((k, v)),
-                            _ => unreachable!("matched above"),
-                        }
-                        id
-                    }
-                    Input::Sigma | Input::W => {
-                        let v = Tensor::<1>::from_data(data, &device);
-                        let id = id_of(&v);
-                        if input == Input::Sigma {
-                            t.sigma = Some(v);
-                        } else {
-                            t.w = Some(v);
-                        }
-                        id
-                    }
-                    Input::Class => {
-                        let v = Tensor::<1, Int>::from_data(data, &device);
-                        let id = int_id_of(&v);
-                        t.class = Some(v);
-                        id
-                    }
-                };
-                match id {
-                    Some(id) => ids.push((input, id)),
-                    None => {
-                        meta = Some(Err(fail("an input did not land on the capture device")));
-                        return scope.complete([], []);
-                    }
-                }
-            }
-            renoise.sort_by_key(|(k, _)| *k);
-            t.noises.extend(renoise.into_iter().map(|(_, v)| v));
             let Some(out) = f(&m, &t) else {
                 meta = Some(Err(fail(
                     "the inputs do not match what the recorded function takes",
@@ -341,4 +294,72 @@ fn capture_with(
         param_names,
         batch,
     })
+}
+
+/// The placeholder input tensors on `device`, by role, with their capture ids in `inputs`
+/// order; `None` when one did not land on the capture device.
+fn feed_inputs(
+    inputs: &[Input],
+    batch: usize,
+    shape: ImageShape,
+    device: &Device,
+) -> Option<(Tensors, Vec<(Input, TensorId)>)> {
+    let mut t = Tensors {
+        x: None,
+        sigma: None,
+        class: None,
+        w: None,
+        noises: Vec::new(),
+    };
+    let mut ids = Vec::new();
+    // Re-noising inputs are fed in step order whatever their position.
+    let mut renoise: Vec<(u8, Tensor<4>)> = Vec::new();
+    for &input in inputs {
+        let data = sample_input(input, batch, shape);
+        let id = feed_input(input, data, device, &mut t, &mut renoise)?;
+        ids.push((input, id));
+    }
+    renoise.sort_by_key(|(k, _)| *k);
+    t.noises.extend(renoise.into_iter().map(|(_, v)| v));
+    Some((t, ids))
+}
+
+/// Puts `data` on `device` as `input`'s tensor, filed in `t` (re-noising noises in `renoise`);
+/// its capture id.
+fn feed_input(
+    input: Input,
+    data: TensorData,
+    device: &Device,
+    t: &mut Tensors,
+    renoise: &mut Vec<(u8, Tensor<4>)>,
+) -> Option<TensorId> {
+    match input {
+        Input::X | Input::Noise | Input::Renoise(_) => {
+            let v = Tensor::<4>::from_data(data, device);
+            let id = id_of(&v);
+            match input {
+                Input::X => t.x = Some(v),
+                Input::Noise => t.noises.insert(0, v),
+                Input::Renoise(k) => renoise.push((k, v)),
+                _ => unreachable!("matched above"),
+            }
+            id
+        }
+        Input::Sigma | Input::W => {
+            let v = Tensor::<1>::from_data(data, device);
+            let id = id_of(&v);
+            if input == Input::Sigma {
+                t.sigma = Some(v);
+            } else {
+                t.w = Some(v);
+            }
+            id
+        }
+        Input::Class => {
+            let v = Tensor::<1, Int>::from_data(data, device);
+            let id = int_id_of(&v);
+            t.class = Some(v);
+            id
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! otherwise a shape computed at run time from `Shape(x)[0]`.
 
 use crate::error::{ExportError, Result};
-use crate::graph::{Attr, Dim, Graph, Io, Node, Role, ShapeUse, TensorValue};
+use crate::graph::{Attr, Constant, Dim, Graph, Io, Node, Role, ShapeUse, TensorValue};
 
 /// One entry of a shape constant across the two captures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -86,62 +86,9 @@ pub fn merge(a: Graph, b: &Graph, na: usize, nb: usize) -> Result<Graph> {
         "two different batch sizes, by construction of the caller"
     );
     same_nodes(&a, b, na, nb)?;
-    if a.constants.len() != b.constants.len() {
-        return Err(ExportError::DynamicBatch(format!(
-            "the captures at batch {na} and {nb} hold different constants"
-        )));
-    }
-    let mut dynamic: Vec<(String, ShapeUse, Vec<Entry>)> = Vec::new();
-    for (ca, cb) in a.constants.iter().zip(&b.constants) {
-        if ca.name != cb.name || ca.role != cb.role {
-            return Err(ExportError::DynamicBatch(format!(
-                "constant `{}` differs between the captures at batch {na} and {nb}",
-                ca.name
-            )));
-        }
-        match ca.role {
-            Role::Shape(used_by) if ca.value != cb.value => {
-                let (va, vb) = (
-                    ca.value.as_i64s().unwrap_or_default(),
-                    cb.value.as_i64s().unwrap_or_default(),
-                );
-                let entries = va
-                    .iter()
-                    .zip(&vb)
-                    .map(|(&p, &q)| classify(p, q, na, nb))
-                    .collect::<Option<Vec<_>>>()
-                    .filter(|e| e.len() == va.len() && va.len() == vb.len())
-                    .ok_or_else(|| {
-                        ExportError::DynamicBatch(format!(
-                            "shape constant `{}` is {va:?} at batch {na} but {vb:?} at batch \
-                             {nb}, not a multiple of the batch size",
-                            ca.name
-                        ))
-                    })?;
-                dynamic.push((ca.name.clone(), used_by, entries));
-            }
-            Role::Shape(_) => {}
-            Role::Weight | Role::Fixed if ca.value != cb.value => {
-                return Err(ExportError::DynamicBatch(format!(
-                    "constant `{}` has different values at batch {na} and {nb}",
-                    ca.name
-                )));
-            }
-            Role::Weight | Role::Fixed => {}
-        }
-    }
-    let inputs = a
-        .inputs
-        .iter()
-        .zip(&b.inputs)
-        .map(|(x, y)| io_dims(x, y, na, nb))
-        .collect::<Result<Vec<_>>>()?;
-    let outputs = a
-        .outputs
-        .iter()
-        .zip(&b.outputs)
-        .map(|(x, y)| io_dims(x, y, na, nb))
-        .collect::<Result<Vec<_>>>()?;
+    let dynamic = dynamic_constants(&a, b, na, nb)?;
+    let inputs = merged_ios(&a.inputs, &b.inputs, na, nb)?;
+    let outputs = merged_ios(&a.outputs, &b.outputs, na, nb)?;
     let batch_source = inputs
         .iter()
         .find(|io| io.dims.first() == Some(&Dim::Batch))
@@ -160,6 +107,70 @@ pub fn merge(a: Graph, b: &Graph, na: usize, nb: usize) -> Result<Graph> {
         rw.symbolic(&name, used_by, &entries)?;
     }
     Ok(rw.finish())
+}
+
+/// A shape constant that depends on the batch size: name, the op reading it, its entries.
+type DynamicShape = (String, ShapeUse, Vec<Entry>);
+
+/// The shape constants that differ between the captures; any other difference is an error.
+fn dynamic_constants(a: &Graph, b: &Graph, na: usize, nb: usize) -> Result<Vec<DynamicShape>> {
+    if a.constants.len() != b.constants.len() {
+        return Err(ExportError::DynamicBatch(format!(
+            "the captures at batch {na} and {nb} hold different constants"
+        )));
+    }
+    let mut dynamic: Vec<DynamicShape> = Vec::new();
+    for (ca, cb) in a.constants.iter().zip(&b.constants) {
+        if ca.name != cb.name || ca.role != cb.role {
+            return Err(ExportError::DynamicBatch(format!(
+                "constant `{}` differs between the captures at batch {na} and {nb}",
+                ca.name
+            )));
+        }
+        match ca.role {
+            Role::Shape(used_by) if ca.value != cb.value => {
+                let entries = shape_entries(ca, cb, na, nb)?;
+                dynamic.push((ca.name.clone(), used_by, entries));
+            }
+            Role::Shape(_) => {}
+            Role::Weight | Role::Fixed if ca.value != cb.value => {
+                return Err(ExportError::DynamicBatch(format!(
+                    "constant `{}` has different values at batch {na} and {nb}",
+                    ca.name
+                )));
+            }
+            Role::Weight | Role::Fixed => {}
+        }
+    }
+    Ok(dynamic)
+}
+
+/// Classify each entry of a shape constant captured as `ca` at batch `na` and `cb` at `nb`.
+fn shape_entries(ca: &Constant, cb: &Constant, na: usize, nb: usize) -> Result<Vec<Entry>> {
+    let (va, vb) = (
+        ca.value.as_i64s().unwrap_or_default(),
+        cb.value.as_i64s().unwrap_or_default(),
+    );
+    va.iter()
+        .zip(&vb)
+        .map(|(&p, &q)| classify(p, q, na, nb))
+        .collect::<Option<Vec<_>>>()
+        .filter(|e| e.len() == va.len() && va.len() == vb.len())
+        .ok_or_else(|| {
+            ExportError::DynamicBatch(format!(
+                "shape constant `{}` is {va:?} at batch {na} but {vb:?} at batch \
+                 {nb}, not a multiple of the batch size",
+                ca.name
+            ))
+        })
+}
+
+/// The graph inputs (or outputs) of both captures merged pairwise, batch-sized dims symbolic.
+fn merged_ios(a: &[Io], b: &[Io], na: usize, nb: usize) -> Result<Vec<Io>> {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| io_dims(x, y, na, nb))
+        .collect::<Result<Vec<_>>>()
 }
 
 struct Rewriter {

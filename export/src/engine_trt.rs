@@ -6,6 +6,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use trtx::builder::{MemoryPoolType, network_flags};
+use trtx::optimization_profile::OptimizationProfile;
 use trtx::{Builder, LogHandler, Logger, OnnxParser, Runtime, Severity};
 use trtx_sys::{Dims64, OptProfileSelector};
 
@@ -90,37 +91,7 @@ pub fn build(
     let mut prof = builder
         .creata_optimization_profile()
         .map_err(|e| err("createOptimizationProfile", e, &collect))?;
-    let selectors = [
-        OptProfileSelector::kMIN,
-        OptProfileSelector::kOPT,
-        OptProfileSelector::kMAX,
-    ];
-    for (name, shapes) in profile {
-        for (sel, shape) in selectors.iter().zip(shapes) {
-            prof.set_dimensions(name, *sel, &Dims64::from_slice(shape))
-                .map_err(|e| {
-                    err(
-                        &format!("profile shape {shape:?} for `{name}`"),
-                        e,
-                        &collect,
-                    )
-                })?;
-        }
-    }
-    if !prof.is_valid() {
-        return Err(err(
-            "optimisation profile",
-            "IOptimizationProfile::isValid() is false",
-            &collect,
-        ));
-    }
-    let reported = profile
-        .iter()
-        .map(|(name, _)| {
-            let s = selectors.map(|sel| dims(&prof.dimensions(name, sel)));
-            (name.clone(), s)
-        })
-        .collect();
+    let reported = set_profile(&mut prof, profile, &collect)?;
     config
         .add_optimization_profile(&mut prof)
         .map_err(|e| err("addOptimizationProfile", e, &collect))?;
@@ -133,18 +104,12 @@ pub fn build(
         .as_ref()
         .to_vec();
     // SAFETY: a plain C function of the trtx-sys logger bridge, no arguments.
+    #[allow(unsafe_code)]
     let header_version = unsafe { trtx_sys::get_tensorrt_version() };
 
     // Only what TensorRT logs from here on explains a failed deserialization.
-    let log = std::mem::take(&mut *collect.0.lock().unwrap());
-    let deserialized = match Runtime::new(&logger) {
-        Ok(mut runtime) => match runtime.deserialize_cuda_engine(&plan) {
-            Ok(engine) => engine.nb_layers().map_err(|e| e.to_string()),
-            Err(e) => Err(err("deserializeCudaEngine", e, &collect)),
-        },
-        Err(e) => Err(err("createInferRuntime", e, &collect)),
-    };
-    let mut log = log;
+    let mut log = std::mem::take(&mut *collect.0.lock().unwrap());
+    let deserialized = deserialize(&logger, &plan, &collect);
     log.extend(collect.0.lock().unwrap().drain(..));
     Ok(Built {
         plan,
@@ -154,4 +119,43 @@ pub fn build(
         deserialized,
         log,
     })
+}
+
+const SELECTORS: [OptProfileSelector; 3] = [
+    OptProfileSelector::kMIN,
+    OptProfileSelector::kOPT,
+    OptProfileSelector::kMAX,
+];
+
+/// Set every input's min/opt/max shape on `prof`; returns the profile as TensorRT reports it.
+fn set_profile(
+    prof: &mut OptimizationProfile<'_>,
+    profile: &[ShapeProfile],
+    collect: &Collect,
+) -> std::result::Result<Vec<ShapeProfile>, String> {
+    for (name, shapes) in profile {
+        for (sel, shape) in SELECTORS.iter().zip(shapes) {
+            prof.set_dimensions(name, *sel, &Dims64::from_slice(shape))
+                .map_err(|e| err(&format!("profile shape {shape:?} for `{name}`"), e, collect))?;
+        }
+    }
+    if !prof.is_valid() {
+        let why = "IOptimizationProfile::isValid() is false";
+        return Err(err("optimisation profile", why, collect));
+    }
+    Ok(profile
+        .iter()
+        .map(|(name, _)| (name.clone(), SELECTORS.map(|sel| dims(&prof.dimensions(name, sel)))))
+        .collect())
+}
+
+/// Deserialize `plan` on this machine (needs a CUDA driver and GPU): engine layers, or why not.
+fn deserialize(logger: &Logger, plan: &[u8], collect: &Collect) -> std::result::Result<i32, String> {
+    match Runtime::new(logger) {
+        Ok(mut runtime) => match runtime.deserialize_cuda_engine(plan) {
+            Ok(engine) => engine.nb_layers().map_err(|e| e.to_string()),
+            Err(e) => Err(err("deserializeCudaEngine", e, collect)),
+        },
+        Err(e) => Err(err("createInferRuntime", e, collect)),
+    }
 }

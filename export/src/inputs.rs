@@ -38,7 +38,7 @@ impl Batch {
     /// unrolled sampler: exactly the noise, re-noising noise, classes (i mod K) and w that
     /// `fewstep sample --n n --seed seed` draws.
     pub fn random(source: &Source, n: usize, seed: u64) -> Self {
-        let shape = source.model.unet_shape();
+        let shape = source.model.example_shape();
         if let Some(u) = &source.unroll {
             let len = shape.len();
             let k = source.model.num_classes.max(1);
@@ -116,13 +116,13 @@ impl Batch {
                     n: self.n,
                     classes: teacher::sample::ClassChoice::All,
                     steps: u.steps,
-                    sampler: u.plan.sampler,
+                    sampler: u.plan.sampler(),
                     guidance: u.guidance,
                     seed,
                     batch_size: self.n,
                 };
                 Ok(
-                    student::sample::sample_any(&source.checkpoint, &spec, device)?
+                    teacher::sample::sample_checkpoint(&source.checkpoint, &spec, device)?
                         .0
                         .images,
                 )
@@ -154,7 +154,7 @@ impl Batch {
                 .as_ref()
                 .map(|w| Tensor::<1>::from_data(TensorData::new(w.clone(), [self.n]), device)),
         };
-        student::sample::run_plan(&source.model, &u.plan, &noises, &cond)
+        teacher::recipe::run_plan(&source.model, &u.plan, &noises, &cond)
             .x
             .into_data()
             .convert::<f32>()

@@ -5,9 +5,10 @@ use std::collections::{HashMap, HashSet};
 
 use burn::backend::capture::TensorId;
 use burn::backend::ir::{
-    ActivationOperationIr as A, BaseOperationIr as B, BoolOperationIr as Bo, FloatOperationIr as F,
-    IntOperationIr as I, ModuleOperationIr as M, NumericOperationIr as Nu, OperationIr as Op,
-    PadModeIr, ScalarIr, TensorIr,
+    ActivationOperationIr as A, AvgPool2dOpIr, BaseOperationIr as B, BoolOperationIr as Bo,
+    FloatOperationIr as F, IntOperationIr as I, LayerNormOpIr, LinearOpIr, MaxPool2dOpIr,
+    ModuleOperationIr as M, NumericOperationIr as Nu, OperationIr as Op, PadModeIr, PadOpIr,
+    ReduceDimOpIr, ScalarIr, ShapeOpIr, SliceOpIr, TensorIr,
 };
 use burn::tensor::{DType, TensorData, bf16, f16};
 
@@ -398,27 +399,19 @@ impl Lowering<'_> {
     }
 
     fn base(&mut self, op: &Op, b: &B) -> Result<()> {
+        if self.base_layout(b)? || self.base_indexing(op, b)? || self.base_misc(b)? {
+            return Ok(());
+        }
+        Err(unsupported(
+            op,
+            "no ONNX lowering for this tensor manipulation",
+        ))
+    }
+
+    /// Lowers reshape, transpose, flip and expand; `Ok(false)` when `b` is another op.
+    fn base_layout(&mut self, b: &B) -> Result<bool> {
         match b {
-            B::Reshape(r) if !self.names.contains_key(&r.input.id) => {
-                // A reshaped parameter (GroupNorm's γ, β as [1, C, 1, 1], a bias as [1, d]) is
-                // folded into its initializer.
-                let Some(data) = self.cap.values.get(&r.input.id) else {
-                    return Err(ExportError::Capture {
-                        message: format!("tensor {} is read before it is computed", r.input.id),
-                    });
-                };
-                let mut v = tensor_value(data)?;
-                v.dims = r.out.shape.to_vec();
-                let stem = self
-                    .cap
-                    .param_names
-                    .get(&r.input.id)
-                    .cloned()
-                    .unwrap_or_else(|| "const".into());
-                let name = self.g.constant(&stem, v, Role::Weight);
-                self.g.shapes.insert(name.clone(), r.out.shape.to_vec());
-                self.names.insert(r.out.id, name);
-            }
+            B::Reshape(r) if !self.names.contains_key(&r.input.id) => self.fold_reshape(r)?,
             B::Reshape(r) => {
                 let x = self.input(&r.input)?;
                 let s = self.shape_const(ShapeUse::Reshape, &dims_i64(&r.out.shape));
@@ -463,35 +456,37 @@ impl Lowering<'_> {
                 let s = self.shape_const(ShapeUse::Expand, &dims_i64(&e.out.shape));
                 self.emit("Expand", vec![x, s], vec![], &e.out);
             }
-            B::Slice(s) => {
-                let (mut starts, mut ends, mut axes, mut steps) = (vec![], vec![], vec![], vec![]);
-                for (axis, (r, &dim)) in s.ranges.iter().zip(s.tensor.shape.iter()).enumerate() {
-                    if r.step < 1 {
-                        return Err(unsupported(op, "slices with a negative step (use `flip`)"));
-                    }
-                    let dim = dim as isize;
-                    let norm = |v: isize| if v < 0 { v + dim } else { v }.clamp(0, dim);
-                    let start = norm(r.start);
-                    let end = r.end.map_or(dim, norm);
-                    if start == 0 && end == dim && r.step == 1 {
-                        continue;
-                    }
-                    starts.push(start as i64);
-                    ends.push(end as i64);
-                    axes.push(axis as i64);
-                    steps.push(r.step as i64);
-                }
-                let x = self.input(&s.tensor)?;
-                if axes.is_empty() {
-                    self.emit("Identity", vec![x], vec![], &s.out);
-                } else {
-                    let st = self.shape_const(ShapeUse::SliceStarts, &starts);
-                    let en = self.shape_const(ShapeUse::SliceEnds, &ends);
-                    let ax = self.g.ints("axes", &axes);
-                    let sp = self.g.ints("steps", &steps);
-                    self.emit("Slice", vec![x, st, en, ax, sp], vec![], &s.out);
-                }
-            }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Folds a reshaped parameter (GroupNorm's γ, β as [1, C, 1, 1], a bias as [1, d]) into its
+    /// initializer.
+    fn fold_reshape(&mut self, r: &ShapeOpIr) -> Result<()> {
+        let Some(data) = self.cap.values.get(&r.input.id) else {
+            return Err(ExportError::Capture {
+                message: format!("tensor {} is read before it is computed", r.input.id),
+            });
+        };
+        let mut v = tensor_value(data)?;
+        v.dims = r.out.shape.to_vec();
+        let stem = self
+            .cap
+            .param_names
+            .get(&r.input.id)
+            .cloned()
+            .unwrap_or_else(|| "const".into());
+        let name = self.g.constant(&stem, v, Role::Weight);
+        self.g.shapes.insert(name.clone(), r.out.shape.to_vec());
+        self.names.insert(r.out.id, name);
+        Ok(())
+    }
+
+    /// Lowers slice, select, gather and the masks; `Ok(false)` when `b` is another op.
+    fn base_indexing(&mut self, op: &Op, b: &B) -> Result<bool> {
+        match b {
+            B::Slice(s) => self.slice(op, s)?,
             B::Select(s) => {
                 let (x, idx) = (self.input(&s.tensor)?, self.input(&s.indices)?);
                 self.emit(
@@ -524,6 +519,46 @@ impl Lowering<'_> {
                 let v = self.scalar(m.value, &m.tensor)?;
                 self.emit("Where", vec![mask, v, t], vec![], &m.out);
             }
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// ONNX Slice over the axes a burn slice narrows (Identity when it narrows none).
+    fn slice(&mut self, op: &Op, s: &SliceOpIr) -> Result<()> {
+        let (mut starts, mut ends, mut axes, mut steps) = (vec![], vec![], vec![], vec![]);
+        for (axis, (r, &dim)) in s.ranges.iter().zip(s.tensor.shape.iter()).enumerate() {
+            if r.step < 1 {
+                return Err(unsupported(op, "slices with a negative step (use `flip`)"));
+            }
+            let dim = dim as isize;
+            let norm = |v: isize| if v < 0 { v + dim } else { v }.clamp(0, dim);
+            let start = norm(r.start);
+            let end = r.end.map_or(dim, norm);
+            if start == 0 && end == dim && r.step == 1 {
+                continue;
+            }
+            starts.push(start as i64);
+            ends.push(end as i64);
+            axes.push(axis as i64);
+            steps.push(r.step as i64);
+        }
+        let x = self.input(&s.tensor)?;
+        if axes.is_empty() {
+            self.emit("Identity", vec![x], vec![], &s.out);
+        } else {
+            let st = self.shape_const(ShapeUse::SliceStarts, &starts);
+            let en = self.shape_const(ShapeUse::SliceEnds, &ends);
+            let ax = self.g.ints("axes", &axes);
+            let sp = self.g.ints("steps", &steps);
+            self.emit("Slice", vec![x, st, en, ax, sp], vec![], &s.out);
+        }
+        Ok(())
+    }
+
+    /// Lowers equality, repeat, concat, cast and creation ops; `Ok(false)` when `b` is another op.
+    fn base_misc(&mut self, b: &B) -> Result<bool> {
+        match b {
             B::Equal(e) => self.binary("Equal", &e.lhs, &e.rhs, &e.out)?,
             B::EqualElem(e) => self.with_scalar("Equal", &e.lhs, e.rhs, &e.out)?,
             B::NotEqual(e) => {
@@ -559,17 +594,20 @@ impl Lowering<'_> {
             B::Cast(c) => self.cast(&c.input, &c.out)?,
             B::Empty(c) | B::Zeros(c) => self.filled(ScalarIr::Int(0), &c.out)?,
             B::Ones(c) => self.filled(ScalarIr::Int(1), &c.out)?,
-            _ => {
-                return Err(unsupported(
-                    op,
-                    "no ONNX lowering for this tensor manipulation",
-                ));
-            }
+            _ => return Ok(false),
         }
-        Ok(())
+        Ok(true)
     }
 
     fn numeric(&mut self, op: &Op, n: &Nu) -> Result<()> {
+        if self.numeric_arith(n)? || self.numeric_reduce_compare(n)? || self.numeric_other(n)? {
+            return Ok(());
+        }
+        Err(unsupported(op, "no ONNX lowering for this numeric op"))
+    }
+
+    /// Lowers arithmetic, integer remainder and sign ops; `Ok(false)` when `n` is another op.
+    fn numeric_arith(&mut self, n: &Nu) -> Result<bool> {
         match n {
             Nu::Add(b) => self.binary("Add", &b.lhs, &b.rhs, &b.out)?,
             Nu::Sub(b) => self.binary("Sub", &b.lhs, &b.rhs, &b.out)?,
@@ -588,6 +626,14 @@ impl Lowering<'_> {
             Nu::Neg(u) => self.unary("Neg", &u.input, &u.out)?,
             Nu::Sign(u) => self.unary("Sign", &u.input, &u.out)?,
             Nu::Full(f) => self.filled(f.value, &f.out)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// Lowers reductions, arg-max/min and comparisons; `Ok(false)` when `n` is another op.
+    fn numeric_reduce_compare(&mut self, n: &Nu) -> Result<bool> {
+        match n {
             Nu::MeanDim(r) => self.reduce("ReduceMean", &r.input, Some(&[r.axis]), &r.out)?,
             Nu::Mean(r) => self.reduce("ReduceMean", &r.input, None, &r.out)?,
             Nu::SumDim(r) => self.reduce("ReduceSum", &r.input, Some(&[r.axis]), &r.out)?,
@@ -599,25 +645,8 @@ impl Lowering<'_> {
             Nu::Max(r) => self.reduce("ReduceMax", &r.input, None, &r.out)?,
             Nu::MinDim(r) => self.reduce("ReduceMin", &r.input, Some(&[r.axis]), &r.out)?,
             Nu::Min(r) => self.reduce("ReduceMin", &r.input, None, &r.out)?,
-            Nu::ArgMax(r) | Nu::ArgMin(r) => {
-                let op_type = if matches!(n, Nu::ArgMax(_)) {
-                    "ArgMax"
-                } else {
-                    "ArgMin"
-                };
-                let x = self.input(&r.input)?;
-                let attrs = vec![
-                    ("axis", Attr::Int(r.axis as i64)),
-                    ("keepdims", Attr::Int(1)),
-                ];
-                if elem_of(r.out.dtype)? == ElemType::I64 {
-                    self.emit(op_type, vec![x], attrs, &r.out);
-                } else {
-                    let idx = self.g.node(op_type, vec![x], attrs, &r.out.shape);
-                    let to = elem_of(r.out.dtype)?.onnx_code() as i64;
-                    self.emit("Cast", vec![idx], vec![("to", Attr::Int(to))], &r.out);
-                }
-            }
+            Nu::ArgMax(r) => self.arg_extreme("ArgMax", r)?,
+            Nu::ArgMin(r) => self.arg_extreme("ArgMin", r)?,
             Nu::Greater(b) => self.binary("Greater", &b.lhs, &b.rhs, &b.out)?,
             Nu::GreaterEqual(b) => self.binary("GreaterOrEqual", &b.lhs, &b.rhs, &b.out)?,
             Nu::Lower(b) => self.binary("Less", &b.lhs, &b.rhs, &b.out)?,
@@ -626,6 +655,31 @@ impl Lowering<'_> {
             Nu::GreaterEqualElem(s) => self.with_scalar("GreaterOrEqual", &s.lhs, s.rhs, &s.out)?,
             Nu::LowerElem(s) => self.with_scalar("Less", &s.lhs, s.rhs, &s.out)?,
             Nu::LowerEqualElem(s) => self.with_scalar("LessOrEqual", &s.lhs, s.rhs, &s.out)?,
+            _ => return Ok(false),
+        }
+        Ok(true)
+    }
+
+    /// ArgMax or ArgMin (`op_type`) keeping the axis, cast when burn's index type is not int64.
+    fn arg_extreme(&mut self, op_type: &'static str, r: &ReduceDimOpIr) -> Result<()> {
+        let x = self.input(&r.input)?;
+        let attrs = vec![
+            ("axis", Attr::Int(r.axis as i64)),
+            ("keepdims", Attr::Int(1)),
+        ];
+        if elem_of(r.out.dtype)? == ElemType::I64 {
+            self.emit(op_type, vec![x], attrs, &r.out);
+        } else {
+            let idx = self.g.node(op_type, vec![x], attrs, &r.out.shape);
+            let to = elem_of(r.out.dtype)?.onnx_code() as i64;
+            self.emit("Cast", vec![idx], vec![("to", Attr::Int(to))], &r.out);
+        }
+        Ok(())
+    }
+
+    /// Lowers clamps, powers, cumulative sum and padding; `Ok(false)` when `n` is another op.
+    fn numeric_other(&mut self, n: &Nu) -> Result<bool> {
+        match n {
             Nu::Clamp(c) => {
                 let x = self.input(&c.tensor)?;
                 let (lo, hi) = (
@@ -647,26 +701,30 @@ impl Lowering<'_> {
                 );
                 self.emit("CumSum", vec![x, axis], vec![], &d.out);
             }
-            Nu::Pad(p) => {
-                let x = self.input(&p.input)?;
-                let pads: Vec<i64> = p
-                    .padding
-                    .iter()
-                    .map(|&(b, _)| b as i64)
-                    .chain(p.padding.iter().map(|&(_, e)| e as i64))
-                    .collect();
-                let pads = self.g.ints("pads", &pads);
-                let (mode, value) = match p.mode {
-                    PadModeIr::Constant(v) => ("constant", Some(self.scalar(v, &p.input)?)),
-                    PadModeIr::Reflect => ("reflect", None),
-                    PadModeIr::Edge => ("edge", None),
-                };
-                let mut inputs = vec![x, pads];
-                inputs.extend(value);
-                self.emit("Pad", inputs, vec![("mode", Attr::Str(mode))], &p.out);
-            }
-            _ => return Err(unsupported(op, "no ONNX lowering for this numeric op")),
+            Nu::Pad(p) => self.pad(p)?,
+            _ => return Ok(false),
         }
+        Ok(true)
+    }
+
+    /// ONNX Pad (all begins, then all ends) in constant, reflect or edge mode.
+    fn pad(&mut self, p: &PadOpIr) -> Result<()> {
+        let x = self.input(&p.input)?;
+        let pads: Vec<i64> = p
+            .padding
+            .iter()
+            .map(|&(b, _)| b as i64)
+            .chain(p.padding.iter().map(|&(_, e)| e as i64))
+            .collect();
+        let pads = self.g.ints("pads", &pads);
+        let (mode, value) = match p.mode {
+            PadModeIr::Constant(v) => ("constant", Some(self.scalar(v, &p.input)?)),
+            PadModeIr::Reflect => ("reflect", None),
+            PadModeIr::Edge => ("edge", None),
+        };
+        let mut inputs = vec![x, pads];
+        inputs.extend(value);
+        self.emit("Pad", inputs, vec![("mode", Attr::Str(mode))], &p.out);
         Ok(())
     }
 
@@ -797,71 +855,14 @@ impl Lowering<'_> {
                 groups: c.options.groups,
                 out: &c.out,
             })?,
-            M::Linear(l) => {
-                // burn stores the weight as [d_in, d_out]: y = x·W + b.
-                let (x, w) = (self.input(&l.x)?, self.input(&l.weight)?);
-                match &l.bias {
-                    Some(b) => {
-                        let xw = self.g.node("MatMul", vec![x, w], vec![], &l.out.shape);
-                        let b = self.input(b)?;
-                        self.emit("Add", vec![xw, b], vec![], &l.out);
-                    }
-                    None => self.emit("MatMul", vec![x, w], vec![], &l.out),
-                }
-            }
+            M::Linear(l) => self.linear(l)?,
             M::Embedding(e) => {
                 let (w, idx) = (self.input(&e.weights)?, self.input(&e.indices)?);
                 self.emit("Gather", vec![w, idx], vec![("axis", Attr::Int(0))], &e.out);
             }
-            M::AvgPool2d(p) => {
-                let x = self.input(&p.x)?;
-                let pads = [p.padding[0], p.padding[1], p.padding[0], p.padding[1]];
-                let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&d| d as i64).collect());
-                let attrs = vec![
-                    ("kernel_shape", ints(&p.kernel_size)),
-                    ("strides", ints(&p.stride)),
-                    ("pads", ints(&pads)),
-                    (
-                        "count_include_pad",
-                        Attr::Int(i64::from(p.count_include_pad)),
-                    ),
-                    ("ceil_mode", Attr::Int(i64::from(p.ceil_mode))),
-                ];
-                self.emit("AveragePool", vec![x], attrs, &p.out);
-            }
-            M::MaxPool2d(p) => {
-                let x = self.input(&p.x)?;
-                let pads = [p.padding[0], p.padding[1], p.padding[0], p.padding[1]];
-                let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&d| d as i64).collect());
-                let attrs = vec![
-                    ("kernel_shape", ints(&p.kernel_size)),
-                    ("strides", ints(&p.stride)),
-                    ("pads", ints(&pads)),
-                    ("dilations", ints(&p.dilation)),
-                    ("ceil_mode", Attr::Int(i64::from(p.ceil_mode))),
-                ];
-                self.emit("MaxPool", vec![x], attrs, &p.out);
-            }
-            M::LayerNorm(n) => {
-                let (x, g) = (self.input(&n.input)?, self.input(&n.gamma)?);
-                let mut inputs = vec![x, g];
-                if let Some(b) = &n.beta {
-                    inputs.push(self.input(b)?);
-                }
-                let eps = match n.epsilon {
-                    ScalarIr::Float(e) => e,
-                    other => other.elem::<f64>(),
-                };
-                self.emit(
-                    "LayerNormalization",
-                    inputs,
-                    vec![
-                        ("axis", Attr::Int(-1)),
-                        ("epsilon", Attr::Float(eps as f32)),
-                    ],
-                    &n.out,
-                );
-            }
+            M::AvgPool2d(p) => self.avg_pool2d(p)?,
+            M::MaxPool2d(p) => self.max_pool2d(p)?,
+            M::LayerNorm(n) => self.layer_norm(n)?,
             M::Attention(_) => {
                 return Err(unsupported(
                     op,
@@ -870,6 +871,79 @@ impl Lowering<'_> {
             }
             _ => return Err(unsupported(op, "no ONNX lowering for this module op")),
         }
+        Ok(())
+    }
+
+    /// MatMul (plus Add for a bias) for burn's linear, whose weight is `[d_in, d_out]`.
+    fn linear(&mut self, l: &LinearOpIr) -> Result<()> {
+        // burn stores the weight as [d_in, d_out]: y = x·W + b.
+        let (x, w) = (self.input(&l.x)?, self.input(&l.weight)?);
+        match &l.bias {
+            Some(b) => {
+                let xw = self.g.node("MatMul", vec![x, w], vec![], &l.out.shape);
+                let b = self.input(b)?;
+                self.emit("Add", vec![xw, b], vec![], &l.out);
+            }
+            None => self.emit("MatMul", vec![x, w], vec![], &l.out),
+        }
+        Ok(())
+    }
+
+    /// ONNX AveragePool for burn's 2-D average pooling (symmetric padding).
+    fn avg_pool2d(&mut self, p: &AvgPool2dOpIr) -> Result<()> {
+        let x = self.input(&p.x)?;
+        let pads = [p.padding[0], p.padding[1], p.padding[0], p.padding[1]];
+        let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&d| d as i64).collect());
+        let attrs = vec![
+            ("kernel_shape", ints(&p.kernel_size)),
+            ("strides", ints(&p.stride)),
+            ("pads", ints(&pads)),
+            (
+                "count_include_pad",
+                Attr::Int(i64::from(p.count_include_pad)),
+            ),
+            ("ceil_mode", Attr::Int(i64::from(p.ceil_mode))),
+        ];
+        self.emit("AveragePool", vec![x], attrs, &p.out);
+        Ok(())
+    }
+
+    /// ONNX MaxPool for burn's 2-D max pooling (symmetric padding).
+    fn max_pool2d(&mut self, p: &MaxPool2dOpIr) -> Result<()> {
+        let x = self.input(&p.x)?;
+        let pads = [p.padding[0], p.padding[1], p.padding[0], p.padding[1]];
+        let ints = |v: &[usize]| Attr::Ints(v.iter().map(|&d| d as i64).collect());
+        let attrs = vec![
+            ("kernel_shape", ints(&p.kernel_size)),
+            ("strides", ints(&p.stride)),
+            ("pads", ints(&pads)),
+            ("dilations", ints(&p.dilation)),
+            ("ceil_mode", Attr::Int(i64::from(p.ceil_mode))),
+        ];
+        self.emit("MaxPool", vec![x], attrs, &p.out);
+        Ok(())
+    }
+
+    /// ONNX LayerNormalization over the last axis, with optional β.
+    fn layer_norm(&mut self, n: &LayerNormOpIr) -> Result<()> {
+        let (x, g) = (self.input(&n.input)?, self.input(&n.gamma)?);
+        let mut inputs = vec![x, g];
+        if let Some(b) = &n.beta {
+            inputs.push(self.input(b)?);
+        }
+        let eps = match n.epsilon {
+            ScalarIr::Float(e) => e,
+            other => other.elem::<f64>(),
+        };
+        self.emit(
+            "LayerNormalization",
+            inputs,
+            vec![
+                ("axis", Attr::Int(-1)),
+                ("epsilon", Attr::Float(eps as f32)),
+            ],
+            &n.out,
+        );
         Ok(())
     }
 

@@ -173,58 +173,86 @@ impl Rewrite {
     }
 }
 
+impl Rewrite {
+    /// A rewrite of `g` that knows its inputs' and constants' element types.
+    fn new(g: &Graph) -> Rewrite {
+        Rewrite {
+            types: g
+                .inputs
+                .iter()
+                .map(|io| (io.name.clone(), io.elem))
+                .chain(g.constants.iter().map(|c| (c.name.clone(), c.value.elem)))
+                .collect(),
+            constants: g
+                .constants
+                .iter()
+                .map(|c| (c.name.clone(), c.value.clone()))
+                .collect(),
+            copies: HashMap::new(),
+            new_constants: Vec::new(),
+            nodes: Vec::with_capacity(g.nodes.len() * 2),
+        }
+    }
+
+    /// Point an image-path node at float16 operands (float32 for [`FP32_OPS`]) and retype its
+    /// float32 Cast target and tensor attributes to match.
+    fn retype_image_node(&mut self, n: &mut Node) {
+        let compute = if FP32_OPS.contains(&n.op_type) {
+            ElemType::F32
+        } else {
+            ElemType::F16
+        };
+        for i in 0..n.inputs.len() {
+            let v = n.inputs[i].clone();
+            if !v.is_empty() {
+                n.inputs[i] = self.as_type(&v, compute);
+            }
+        }
+        for (_, a) in n.attrs.iter_mut() {
+            match a {
+                Attr::Int(code)
+                    if n.op_type == "Cast"
+                        && compute == ElemType::F16
+                        && *code == ElemType::F32.onnx_code() as i64 =>
+                {
+                    *code = ElemType::F16.onnx_code() as i64;
+                }
+                Attr::Tensor(v) if compute == ElemType::F16 && v.elem == ElemType::F32 => {
+                    *v = f16_value(v)
+                }
+                _ => {}
+            }
+        }
+    }
+
+    /// A float16 output is renamed `{OUTPUT}_f16` and cast back to float32 as [`OUTPUT`].
+    fn output_as_f32(&mut self) {
+        if self.types.get(OUTPUT) == Some(&ElemType::F16) {
+            let inner = format!("{OUTPUT}_f16");
+            for n in &mut self.nodes {
+                for v in n.inputs.iter_mut().chain(n.outputs.iter_mut()) {
+                    if v == OUTPUT {
+                        *v = inner.clone();
+                    }
+                }
+            }
+            self.nodes.push(cast_node(&inner, OUTPUT, ElemType::F32));
+        }
+    }
+}
+
 /// Rewrite a float32 graph so that the values computed from `x` are float16, except inside
 /// [`FP32_OPS`].
 pub fn to_fp16(g: Graph) -> Graph {
     let mut g = g;
-    let mut rw = Rewrite {
-        types: g
-            .inputs
-            .iter()
-            .map(|io| (io.name.clone(), io.elem))
-            .chain(g.constants.iter().map(|c| (c.name.clone(), c.value.elem)))
-            .collect(),
-        constants: g
-            .constants
-            .iter()
-            .map(|c| (c.name.clone(), c.value.clone()))
-            .collect(),
-        copies: HashMap::new(),
-        new_constants: Vec::new(),
-        nodes: Vec::with_capacity(g.nodes.len() * 2),
-    };
+    let mut rw = Rewrite::new(&g);
     // The image path: every node with an input computed from x.
     let mut from_x: HashSet<String> = HashSet::from([Input::X.name().to_string()]);
     for mut n in std::mem::take(&mut g.nodes) {
         let on_image_path = n.inputs.iter().any(|i| from_x.contains(i));
         if on_image_path {
             from_x.extend(n.outputs.iter().cloned());
-            let compute = if FP32_OPS.contains(&n.op_type) {
-                ElemType::F32
-            } else {
-                ElemType::F16
-            };
-            for i in 0..n.inputs.len() {
-                let v = n.inputs[i].clone();
-                if !v.is_empty() {
-                    n.inputs[i] = rw.as_type(&v, compute);
-                }
-            }
-            for (_, a) in n.attrs.iter_mut() {
-                match a {
-                    Attr::Int(code)
-                        if n.op_type == "Cast"
-                            && compute == ElemType::F16
-                            && *code == ElemType::F32.onnx_code() as i64 =>
-                    {
-                        *code = ElemType::F16.onnx_code() as i64;
-                    }
-                    Attr::Tensor(v) if compute == ElemType::F16 && v.elem == ElemType::F32 => {
-                        *v = f16_value(v)
-                    }
-                    _ => {}
-                }
-            }
+            rw.retype_image_node(&mut n);
         }
         if let Some(e) = out_elem(&n, &rw.types) {
             for o in &n.outputs {
@@ -234,19 +262,15 @@ pub fn to_fp16(g: Graph) -> Graph {
         rw.nodes.push(n);
     }
     // The output leaves as float32.
-    if rw.types.get(OUTPUT) == Some(&ElemType::F16) {
-        let inner = format!("{OUTPUT}_f16");
-        for n in &mut rw.nodes {
-            for v in n.inputs.iter_mut().chain(n.outputs.iter_mut()) {
-                if v == OUTPUT {
-                    *v = inner.clone();
-                }
-            }
-        }
-        rw.nodes.push(cast_node(&inner, OUTPUT, ElemType::F32));
-    }
+    rw.output_as_f32();
     g.nodes = rw.nodes;
     g.constants.extend(rw.new_constants);
+    drop_unused_constants(&mut g);
+    g
+}
+
+/// Remove the constants that no node reads.
+fn drop_unused_constants(g: &mut Graph) {
     let used: HashSet<&String> = g.nodes.iter().flat_map(|n| n.inputs.iter()).collect();
     let keep: HashSet<String> = g
         .constants
@@ -255,5 +279,4 @@ pub fn to_fp16(g: Graph) -> Graph {
         .map(|c| c.name.clone())
         .collect();
     g.constants.retain(|c| keep.contains(&c.name));
-    g
 }

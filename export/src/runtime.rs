@@ -52,7 +52,7 @@ pub fn match_inputs(
             )));
         }
     }
-    let shape = source.model.unet_shape();
+    let shape = source.model.example_shape();
     let mut order = Vec::new();
     for d in &declared {
         let Some(&input) = source.inputs.iter().find(|i| i.name() == d.name) else {
@@ -152,7 +152,7 @@ impl TractPlan {
             path: path.to_path_buf(),
             message: m,
         };
-        let shape = source.model.unet_shape();
+        let shape = source.model.example_shape();
         let mut model = tract_onnx::onnx()
             .model_for_path(path)
             .map_err(|e| err(format!("tract cannot read it ({e:#})")))?;

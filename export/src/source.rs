@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
-use teacher::checkpoint::{Checkpoint, ModelKind};
+use teacher::checkpoint::Checkpoint;
+use teacher::recipe::{ModelKind, SamplerPlan};
 use teacher::model::EdmModel;
 
 use crate::capture::{Input, MAX_UNROLL_STEPS, inputs_of};
@@ -36,16 +37,16 @@ pub struct Source {
 pub struct Unroll {
     pub steps: usize,
     pub guidance: f64,
-    pub plan: student::sample::SamplerPlan,
+    pub plan: SamplerPlan,
 }
 
 impl Source {
     /// Load `--model RUN` (`steps` picks a progressive round) onto `device`.
     pub fn load(run: &Path, steps: Option<usize>, device: &Device) -> Result<Self> {
-        let path = student::sample::resolve_model(run, steps.unwrap_or(0))?;
+        let path = teacher::runs::resolve_model(run, steps.unwrap_or(0))?;
         let checkpoint = Checkpoint::load(&path)?;
         let model = checkpoint.inference_model(device)?;
-        let inputs = inputs_of(checkpoint.header.kind);
+        let inputs = inputs_of(checkpoint.header.kind());
         Ok(Self {
             path,
             checkpoint,
@@ -64,8 +65,7 @@ impl Source {
             )));
         }
         let mut s = Self::load(run, Some(steps), device)?;
-        let spec = teacher::sample::SampleSpec::eval(1, steps, w, 0, 1);
-        let plan = student::sample::plan_for(&s.checkpoint, &spec)?;
+        let plan = s.checkpoint.header.recipe.plan(steps, None, w)?;
         let mut inputs = vec![Input::Noise, Input::Class];
         if s.kind() != ModelKind::Teacher {
             inputs.push(Input::W);
@@ -133,15 +133,13 @@ impl Source {
     }
 
     pub fn kind(&self) -> ModelKind {
-        self.checkpoint.header.kind
+        self.checkpoint.header.kind()
     }
 
     /// The trained guidance-weight range of a student (`w_range` in its checkpoint).
     pub fn w_range(&self) -> (f64, f64) {
-        let range = self.checkpoint.header.extra.get("w_range");
-        let get = |k: &str| range.and_then(|r| r.get(k)).and_then(|v| v.as_f64());
-        match (get("min"), get("max")) {
-            (Some(lo), Some(hi)) if lo <= hi => (lo, hi),
+        match self.checkpoint.header.recipe.w_range() {
+            Some(r) if r.min <= r.max => (r.min, r.max),
             _ => DEFAULT_W_RANGE,
         }
     }
@@ -154,7 +152,7 @@ impl Source {
         let mut m: Vec<(String, String)> = vec![
             (
                 "fewstep.kind".into(),
-                format!("{:?}", h.kind).to_lowercase(),
+                h.kind().name().into(),
             ),
             ("fewstep.source".into(), self.path.display().to_string()),
             ("fewstep.step".into(), h.step.to_string()),
@@ -186,13 +184,13 @@ impl Source {
             };
             m.push((UNROLLED_STEPS_KEY.into(), u.steps.to_string()));
             m.push((UNROLLED_GUIDANCE_KEY.into(), u.guidance.to_string()));
-            m.push(("fewstep.sampler".into(), u.plan.description.clone()));
-            m.push(("fewstep.sigmas".into(), format!("{:?}", u.plan.sigmas)));
+            m.push(("fewstep.sampler".into(), u.plan.describe()));
+            m.push(("fewstep.sigmas".into(), format!("{:?}", u.plan.sigmas())));
         }
-        if let Some(steps) = h.extra.get("steps") {
+        if let Some(steps) = h.recipe.fixed_steps() {
             m.push(("fewstep.sampling_steps".into(), steps.to_string()));
         }
-        if h.kind != ModelKind::Teacher {
+        if h.kind() != ModelKind::Teacher {
             let (lo, hi) = self.w_range();
             m.push(("fewstep.w_range".into(), format!("[{lo}, {hi}]")));
         }

@@ -160,7 +160,48 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
     let inputs = declared_inputs(&model);
     let outputs = declared_outputs(&model);
     let dynamic = inputs.iter().chain(&outputs).all(has_batch_axis);
-    for io in inputs.iter().chain(&outputs) {
+    check_static_dims(onnx, &inputs, &outputs, dynamic)?;
+
+    let sidecar = engine_sidecar(onnx, opts)?;
+    let profile_max = sidecar.as_ref().map(|s| s.batch.max);
+    let max_batch = resolve_max_batch(onnx, dynamic, opts.max_batch, profile_max)?;
+
+    let name = sanitize(&opts.name.clone().unwrap_or_else(|| {
+        onnx.file_stem()
+            .map(|s| s.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    }));
+    let (platform, file_name, src) = match &opts.engine {
+        Some(plan) => ("tensorrt_plan", "model.plan", plan.as_path()),
+        None => ("onnxruntime_onnx", "model.onnx", onnx),
+    };
+    let text = config_text(&name, platform, max_batch, &inputs, &outputs, onnx)?;
+
+    let model_dir = out.join(&name);
+    let version_dir = model_dir.join("1");
+    std::fs::create_dir_all(&version_dir)
+        .map_err(ExportError::io("create Triton model folder", &version_dir))?;
+    let model_file = version_dir.join(file_name);
+    let bytes = std::fs::read(src).map_err(ExportError::io("read", src))?;
+    crate::engine::write_atomic(&model_file, &bytes)?;
+    let config = model_dir.join("config.pbtxt");
+    crate::engine::write_atomic(&config, text.as_bytes())?;
+    Ok(TritonRepo {
+        model_dir,
+        config,
+        model_file,
+        config_text: text,
+    })
+}
+
+/// Rejects symbolic dims other than the batch axis (the leading one when `dynamic`).
+fn check_static_dims(
+    onnx: &Path,
+    inputs: &[DeclaredIo],
+    outputs: &[DeclaredIo],
+    dynamic: bool,
+) -> Result<()> {
+    for io in inputs.iter().chain(outputs) {
         if io
             .dims
             .iter()
@@ -178,7 +219,11 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
             ));
         }
     }
+    Ok(())
+}
 
+/// The sidecar of `opts.engine`, if there is one, checked to be built from `onnx`.
+fn engine_sidecar(onnx: &Path, opts: &TritonOptions) -> Result<Option<EngineSidecar>> {
     let sidecar = match &opts.engine {
         Some(plan) => {
             if !plan.is_file() {
@@ -212,10 +257,19 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
             )));
         }
     }
+    Ok(sidecar)
+}
 
-    let profile_max = sidecar.as_ref().map(|s| s.batch.max);
-    let max_batch = if !dynamic {
-        if opts.max_batch.is_some_and(|m| m > 0) {
+/// `max_batch_size`: 0 for a fixed batch, else `--max-batch`, the engine profile's max batch or
+/// [`DEFAULT_MAX_BATCH`], never above the profile's max.
+fn resolve_max_batch(
+    onnx: &Path,
+    dynamic: bool,
+    requested: Option<usize>,
+    profile_max: Option<usize>,
+) -> Result<usize> {
+    Ok(if !dynamic {
+        if requested.is_some_and(|m| m > 0) {
             return Err(ExportError::onnx_file(
                 onnx,
                 "has a fixed batch size, so Triton cannot batch it (max_batch_size 0): export \
@@ -224,7 +278,7 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
         }
         0
     } else {
-        let m = opts.max_batch.or(profile_max).unwrap_or(DEFAULT_MAX_BATCH);
+        let m = requested.or(profile_max).unwrap_or(DEFAULT_MAX_BATCH);
         if m == 0 {
             return Err(ExportError::Invalid(
                 "--max-batch must be ≥ 1 for a dynamic-batch file".into(),
@@ -239,32 +293,5 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
             )));
         }
         m
-    };
-
-    let name = sanitize(&opts.name.clone().unwrap_or_else(|| {
-        onnx.file_stem()
-            .map(|s| s.to_string_lossy().into_owned())
-            .unwrap_or_default()
-    }));
-    let (platform, file_name, src) = match &opts.engine {
-        Some(plan) => ("tensorrt_plan", "model.plan", plan.as_path()),
-        None => ("onnxruntime_onnx", "model.onnx", onnx),
-    };
-    let text = config_text(&name, platform, max_batch, &inputs, &outputs, onnx)?;
-
-    let model_dir = out.join(&name);
-    let version_dir = model_dir.join("1");
-    std::fs::create_dir_all(&version_dir)
-        .map_err(ExportError::io("create Triton model folder", &version_dir))?;
-    let model_file = version_dir.join(file_name);
-    let bytes = std::fs::read(src).map_err(ExportError::io("read", src))?;
-    crate::engine::write_atomic(&model_file, &bytes)?;
-    let config = model_dir.join("config.pbtxt");
-    crate::engine::write_atomic(&config, text.as_bytes())?;
-    Ok(TritonRepo {
-        model_dir,
-        config,
-        model_file,
-        config_text: text,
     })
 }

@@ -10,20 +10,7 @@ use teacher::error::{Error, Result};
 
 use crate::schedule::{GridSize, TargetEma};
 
-/// Range of guidance weights a w-conditioned student is trained on; sampling outside it is refused.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct WRange {
-    pub min: f64,
-    pub max: f64,
-}
-
-impl WRange {
-    /// Whether `w` lies in the trained range.
-    pub fn contains(&self, w: f64) -> bool {
-        (self.min..=self.max).contains(&w)
-    }
-}
+pub use teacher::recipe::WRange;
 
 fn train_defaults(steps: u64) -> TrainConfig {
     TrainConfig {

@@ -1,41 +1,24 @@
 //! Guided distillation (Meng et al. 2023, "On Distillation of Guided Diffusion Models", stage
 //! one): a w-conditioned student learns the teacher's guided output D_w = D_u + w·(D_c − D_u), so
-//! one evaluation per step replaces the cond + uncond pair.
+//! one evaluation per step replaces the cond + uncond pair. The loss is EDM's λ(σ)-weighted
+//! error against D_w (Meng et al. 2023, Eq. 6, weighted so it is uniform in the network's
+//! output space).
 
 use std::path::Path;
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
-use teacher::checkpoint::ModelKind;
+use burn::tensor::{Device, Tensor, TensorData};
 use teacher::data::Dataset;
-use teacher::edm::loss::{loss_weight_t, mean_per_example};
 use teacher::edm::per_example;
+use teacher::edm::Denoiser;
 use teacher::error::Result;
 use teacher::model::EdmModel;
+use teacher::recipe::{ModelKind, Recipe};
 use teacher::rng::normals;
-use teacher::train::{RunSpec, StepLoss, TrainSummary, init_or_resume, run_loop};
+use teacher::train::{Method, RunSpec, TrainSummary, init_or_resume, run_loop};
 
 use crate::config::{GuidedConfig, StudentConfig};
-use crate::guided_teacher::{DenoiseW, GuidedTeacher};
-use crate::source::{Source, draw, onto, onto_int};
-
-/// Per-example guided-distillation loss λ(σ)·mean((D_θ(x; σ, c, w) − target)²), where `target`
-/// is the teacher's D_w(x; σ, c) computed without gradients (Meng et al. 2023, Eq. 6, with
-/// EDM's weighting λ(σ) so the loss is uniform in the network's output space).
-///
-/// # Shapes
-/// - x, target: `[n, c, h, w]`; sigma, class, w: `[n]` → `[n]`
-pub fn guided_loss(
-    student: &EdmModel,
-    x: Tensor<4>,
-    sigma: Tensor<1>,
-    class: Tensor<1, Int>,
-    w: Tensor<1>,
-    target: Tensor<4>,
-) -> Tensor<1> {
-    let weight = loss_weight_t(sigma.clone(), student.sigma_data);
-    let d = student.forward(x, sigma, class, Some(w));
-    mean_per_example((d - target).square()) * weight
-}
+use crate::guided_teacher::GuidedTeacher;
+use crate::source::{Regression, Source, draw};
 
 /// Options of a distillation command: the teacher's [`TrainOptions`] (`steps` is per round for
 /// progressive distillation).
@@ -48,22 +31,10 @@ struct GuidedStep<'a> {
     device: Device,
 }
 
-impl StepLoss for GuidedStep<'_> {
-    fn loss(
-        &mut self,
-        model: &EdmModel,
-        _target: Option<&EdmModel>,
-        step: u64,
-    ) -> Result<Tensor<1>> {
+impl Method for GuidedStep<'_> {
+    fn loss(&mut self, model: &EdmModel, _: Option<&EdmModel>, step: u64) -> Result<Tensor<1>> {
         let t = &self.cfg.train;
-        let mut b = draw(
-            self.data,
-            t.batch_size,
-            &self.cfg.w,
-            t.seed,
-            step,
-            &self.device,
-        );
+        let mut b = draw(self.data, t.batch_size, &self.cfg.w, t.seed, step, &self.device);
         let n = b.y.dims()[0];
         // σ ~ logNormal(P_mean, P_std), x = y + σ·noise.
         let eps = normals(&mut b.rng, n);
@@ -71,20 +42,17 @@ impl StepLoss for GuidedStep<'_> {
             .cfg
             .sigma_dist
             .sigma(Tensor::from_data(TensorData::new(eps, [n]), &self.device));
+        let cond = b.cond();
         let x = b.y + b.noise * per_example::<4>(sigma.clone());
-        let target = self
-            .teacher
-            .denoise_w(x.clone(), sigma.clone(), b.class.clone(), b.w.clone());
-        let ad = self.device.clone().autodiff();
-        let class = onto_int(b.class, &ad);
-        Ok(guided_loss(
-            model,
-            onto(x, &ad),
-            onto(sigma, &ad),
-            class,
-            onto(b.w, &ad),
-            onto(target, &ad),
-        ))
+        let target = self.teacher.denoise(x.clone(), sigma.clone(), &cond);
+        let r = Regression {
+            x,
+            sigma,
+            class: b.class,
+            w: b.w,
+            target,
+        };
+        Ok(r.weighted_error(model, &self.device.clone().autodiff()))
     }
 }
 
@@ -98,41 +66,26 @@ pub fn run_guided(
     let data = src.data(opts.data.as_deref())?;
     let teacher = GuidedTeacher::from_checkpoint(&src.ck, &opts.device)?;
     let g = &cfg.guided;
-    let mut extra = src.chain_extra();
-    extra.insert(
-        "w_range".into(),
-        serde_json::to_value(g.w).expect("plain data"),
-    );
-    extra.insert("source".into(), teacher_run.display().to_string().into());
     let spec = src.ck.header.spec.clone();
     let run = RunSpec {
-        kind: ModelKind::Guided,
+        recipe: Recipe::Guided {
+            grid: src.teacher_cfg.diffusion.grid,
+            w: g.w,
+        },
         spec: spec.clone(),
         config: StudentConfig::section_toml(g),
-        extra,
+        lineage: src.lineage(),
         train: g.train.clone(),
     };
     // The student starts as the teacher (EMA weights); its w slot starts at zero.
-    let state = init_or_resume(
-        &opts.out,
-        opts.resume,
-        &run,
-        &opts.device,
-        |ad| src.ck.load_into("ema", spec.init(ad)),
-        false,
-    )?;
-    let mut stage = GuidedStep {
+    let init = |ad: &Device| src.ck.load_into("ema", spec.init(ad));
+    let state = init_or_resume(&opts.out, opts.resume, &run, &opts.device, init, false)?;
+    let mut method = GuidedStep {
         teacher: &teacher,
         data: &data,
         cfg: g,
         device: opts.device.clone(),
     };
-    run_loop(
-        &opts.out,
-        &run,
-        state,
-        opts.steps.unwrap_or(g.train.steps),
-        opts.quiet,
-        &mut stage,
-    )
+    let total = opts.steps.unwrap_or(g.train.steps);
+    run_loop(&opts.out, &run, state, total, opts.quiet, &mut method)
 }

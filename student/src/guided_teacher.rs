@@ -1,27 +1,15 @@
 //! The guided denoiser D_w for per-example w, from either a CFG teacher (2 evaluations) or a
-//! w-conditioned student (1 evaluation, w through the network's extra scalar slot).
+//! w-conditioned student (1 evaluation, w through the network's extra scalar slot): the
+//! teacher every distillation target is computed with.
 
-use burn::tensor::{Int, Tensor};
-use teacher::checkpoint::{Checkpoint, ModelKind};
-use teacher::edm::Cond;
+use burn::tensor::{Device, Tensor};
+use teacher::checkpoint::Checkpoint;
 use teacher::edm::guidance::{cfg_per_example, cond_and_uncond};
+use teacher::edm::{Cond, Denoiser};
 use teacher::model::EdmModel;
+use teacher::recipe::ModelKind;
 
-/// Anything that gives the guided denoiser D_w(x; σ, c) with one w per example — a trained
-/// model, or a closed-form fixture in tests.
-pub trait DenoiseW {
-    /// # Shapes
-    /// - x: `[n, c, h, w]`, sigma, class, w: `[n]` → `[n, c, h, w]`
-    fn denoise_w(
-        &self,
-        x: Tensor<4>,
-        sigma: Tensor<1>,
-        class: Tensor<1, Int>,
-        w: Tensor<1>,
-    ) -> Tensor<4>;
-}
-
-/// A model that can produce D_w(x; σ, c) for any w.
+/// A model that can produce D_w(x; σ, c) for any w, with w per example in `cond.extra`.
 pub enum GuidedTeacher {
     /// A classic CFG teacher: D_u + w·(D_c − D_u), cond and uncond batched together.
     Cfg(EdmModel),
@@ -31,12 +19,9 @@ pub enum GuidedTeacher {
 
 impl GuidedTeacher {
     /// From a checkpoint: teachers use CFG, every student kind takes w as input.
-    pub fn from_checkpoint(
-        ck: &Checkpoint,
-        device: &burn::tensor::Device,
-    ) -> teacher::Result<Self> {
+    pub fn from_checkpoint(ck: &Checkpoint, device: &Device) -> teacher::Result<Self> {
         let model = ck.inference_model(device)?;
-        Ok(match ck.header.kind {
+        Ok(match ck.header.kind() {
             ModelKind::Teacher => GuidedTeacher::Cfg(model),
             _ => GuidedTeacher::WInput(model),
         })
@@ -47,46 +32,32 @@ impl GuidedTeacher {
             GuidedTeacher::Cfg(m) | GuidedTeacher::WInput(m) => m,
         }
     }
-
-    /// Network evaluations per image of one `denoise_w`.
-    pub fn nfe_per_call(&self) -> usize {
-        match self {
-            GuidedTeacher::Cfg(_) => 2,
-            GuidedTeacher::WInput(_) => 1,
-        }
-    }
 }
 
-impl DenoiseW for GuidedTeacher {
-    fn denoise_w(
-        &self,
-        x: Tensor<4>,
-        sigma: Tensor<1>,
-        class: Tensor<1, Int>,
-        w: Tensor<1>,
-    ) -> Tensor<4> {
-        match self {
-            GuidedTeacher::WInput(m) => m.forward(x, sigma, class, Some(w)),
-            GuidedTeacher::Cfg(m) => {
-                let cond = Cond { class, extra: None };
-                let (d_cond, d_uncond) = cond_and_uncond(m, x, sigma, &cond, m.null_class());
-                cfg_per_example(d_uncond, d_cond, w)
-            }
-        }
-    }
-}
-
-/// The guided denoiser as a plain [`teacher::edm::Denoiser`]: w comes from `cond.extra`.
-impl teacher::edm::Denoiser for GuidedTeacher {
+/// D_w with w from `cond.extra` (`[n]`).
+impl Denoiser for GuidedTeacher {
     fn denoise(&self, x: Tensor<4>, sigma: Tensor<1>, cond: &Cond) -> Tensor<4> {
         let w = cond
             .extra
             .clone()
             .expect("a guided denoiser needs w in cond.extra");
-        self.denoise_w(x, sigma, cond.class.clone(), w)
+        match self {
+            GuidedTeacher::WInput(m) => m.forward(x, sigma, cond.class.clone(), Some(w)),
+            GuidedTeacher::Cfg(m) => {
+                let class_only = Cond {
+                    class: cond.class.clone(),
+                    extra: None,
+                };
+                let (d_cond, d_uncond) = cond_and_uncond(m, x, sigma, &class_only, m.null_class());
+                cfg_per_example(d_uncond, d_cond, w)
+            }
+        }
     }
 
     fn nfe_per_call(&self) -> usize {
-        GuidedTeacher::nfe_per_call(self)
+        match self {
+            GuidedTeacher::Cfg(_) => 2,
+            GuidedTeacher::WInput(_) => 1,
+        }
     }
 }

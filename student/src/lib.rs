@@ -7,6 +7,5 @@ pub mod consistency;
 pub mod guided;
 pub mod guided_teacher;
 pub mod progressive;
-pub mod sample;
 pub mod schedule;
 pub mod source;

@@ -4,37 +4,22 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::tensor::{Device, Int, Tensor, TensorData};
+use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
-use teacher::checkpoint::{Checkpoint, LATEST, ModelKind};
+use teacher::checkpoint::Checkpoint;
+use teacher::config::TrainConfig;
 use teacher::data::Dataset;
-use teacher::edm::loss::{loss_weight_t, mean_per_example};
 use teacher::edm::per_example;
+use teacher::edm::solver::{Sigma, euler_step};
 use teacher::error::{Error, Result};
 use teacher::model::EdmModel;
-use teacher::train::{RunSpec, StepLoss, init_or_resume, run_loop};
+use teacher::recipe::{ModelKind, Recipe, WRange};
+use teacher::train::{Method, RunSpec, init_or_resume, run_loop};
 
-use crate::config::{StudentConfig, WRange};
+use crate::config::{ProgressiveConfig, StudentConfig};
 use crate::guided::StageOptions;
-use crate::guided_teacher::{DenoiseW, GuidedTeacher};
-use crate::source::{Source, draw, onto, onto_int};
-
-/// One Euler step per example: x + (σ_to − σ_from)·(x − D_w(x; σ_from))/σ_from  (EDM Alg. 1).
-///
-/// # Shapes
-/// - x: `[n, c, h, w]`; s_from, s_to, class, w: `[n]` → `[n, c, h, w]`
-pub fn euler_step(
-    den: &impl DenoiseW,
-    x: Tensor<4>,
-    s_from: Tensor<1>,
-    s_to: Tensor<1>,
-    class: Tensor<1, Int>,
-    w: Tensor<1>,
-) -> Tensor<4> {
-    let d = den.denoise_w(x.clone(), s_from.clone(), class, w);
-    let slope = (x.clone() - d) / per_example::<4>(s_from.clone());
-    x + slope * per_example::<4>(s_to - s_from)
-}
+use crate::guided_teacher::GuidedTeacher;
+use crate::source::{Regression, Source, draw};
 
 /// x̂ = x − (x'' − x)·σ_i/(σ_{i+2} − σ_i): the denoised image for which one student Euler step
 /// σ_i → σ_{i+2}, x + (σ_{i+2} − σ_i)·(x − x̂)/σ_i, lands exactly on the teacher's two-step point
@@ -64,25 +49,14 @@ struct RoundStep<'a> {
     sigmas: &'a [f64],
     data: &'a Dataset,
     w: WRange,
-    train: &'a teacher::config::TrainConfig,
+    train: &'a TrainConfig,
     device: Device,
 }
 
-impl StepLoss for RoundStep<'_> {
-    fn loss(
-        &mut self,
-        model: &EdmModel,
-        _target: Option<&EdmModel>,
-        step: u64,
-    ) -> Result<Tensor<1>> {
-        let mut b = draw(
-            self.data,
-            self.train.batch_size,
-            &self.w,
-            self.train.seed,
-            step,
-            &self.device,
-        );
+impl Method for RoundStep<'_> {
+    fn loss(&mut self, model: &EdmModel, _: Option<&EdmModel>, step: u64) -> Result<Tensor<1>> {
+        let t = self.train;
+        let mut b = draw(self.data, t.batch_size, &self.w, t.seed, step, &self.device);
         let n = b.y.dims()[0];
         let student_steps = (self.sigmas.len() - 1) / 2;
         // Per example a student step j: σ_i = s[2j], σ_{i+1} = s[2j+1], σ_{i+2} = s[2j+2].
@@ -94,50 +68,26 @@ impl StepLoss for RoundStep<'_> {
             Tensor::<1>::from_data(TensorData::new(v, [n]), &self.device)
         };
         let (s0, s1, s2) = (pick(0), pick(1), pick(2));
-        let x = b.y + b.noise * per_example::<4>(s0.clone());
+        let x = b.y.clone() + b.noise.clone() * per_example::<4>(s0.clone());
         // Two teacher Euler steps σ_i → σ_{i+1} → σ_{i+2}.
-        let x1 = euler_step(
-            self.teacher,
-            x.clone(),
-            s0.clone(),
-            s1.clone(),
-            b.class.clone(),
-            b.w.clone(),
-        );
-        let x2 = euler_step(
-            self.teacher,
-            x1,
-            s1,
-            s2.clone(),
-            b.class.clone(),
-            b.w.clone(),
-        );
+        let cond = b.cond();
+        let (e0, e1, e2) = (Sigma::Each(s0.clone()), Sigma::Each(s1), Sigma::Each(s2.clone()));
+        let x1 = euler_step(self.teacher, x.clone(), &e0, &e1, &cond);
+        let x2 = euler_step(self.teacher, x1, &e1, &e2, &cond);
         let target = progressive_target(x.clone(), x2, s0.clone(), s2);
-        let ad = self.device.clone().autodiff();
-        let weight = loss_weight_t(onto(s0.clone(), &ad), model.sigma_data);
-        let class = onto_int(b.class, &ad);
-        let d = model.forward(onto(x, &ad), onto(s0, &ad), class, Some(onto(b.w, &ad)));
-        Ok(mean_per_example((d - onto(target, &ad)).square()) * weight)
+        let r = Regression {
+            x,
+            sigma: s0,
+            class: b.class,
+            w: b.w,
+            target,
+        };
+        Ok(r.weighted_error(model, &self.device.clone().autodiff()))
     }
 }
 
-/// Folder of the round whose student takes `steps` steps.
-pub fn round_dir(out: &Path, steps: usize) -> PathBuf {
-    out.join(format!("round-{steps:03}"))
-}
-
-/// Step counts of the finished rounds under a progressive run folder, ascending.
-pub fn available_rounds(out: &Path) -> Vec<usize> {
-    let mut v: Vec<usize> = std::fs::read_dir(out)
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok())
-        .filter(|e| e.path().join(LATEST).exists())
-        .filter_map(|e| e.file_name().to_str()?.strip_prefix("round-")?.parse().ok())
-        .collect();
-    v.sort_unstable();
-    v
-}
+// Round folders are `teacher::runs`'s (where `--model RUN --steps S` resolves them).
+pub use teacher::runs::{available_rounds, round_dir};
 
 /// Summary of one round.
 #[derive(Debug, Clone, serde::Serialize)]
@@ -150,6 +100,24 @@ pub struct RoundSummary {
     pub skipped: bool,
 }
 
+/// `--to-steps` must be reached by halving `start_steps`.
+fn check_to_steps(start_steps: usize, to_steps: usize) -> Result<()> {
+    if to_steps == 0
+        || to_steps >= start_steps
+        || !(start_steps / to_steps).is_power_of_two()
+        || start_steps % to_steps != 0
+    {
+        return Err(Error::Invalid(format!(
+            "`--to-steps {to_steps}`: give a step count reached by halving progressive.start_steps = {start_steps} (one of {})",
+            std::iter::successors(Some(start_steps / 2), |s| (*s > 1).then_some(s / 2))
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        )));
+    }
+    Ok(())
+}
+
 /// Halving rounds from the guided student at `from` down to `to_steps` steps, one sub-folder per
 /// round; finished rounds are skipped, an interrupted one resumes with `opts.resume`.
 pub fn run_progressive(
@@ -159,117 +127,85 @@ pub fn run_progressive(
     opts: &StageOptions,
 ) -> Result<Vec<RoundSummary>> {
     let p = &cfg.progressive;
-    if to_steps == 0
-        || to_steps >= p.start_steps
-        || !(p.start_steps / to_steps).is_power_of_two()
-        || p.start_steps % to_steps != 0
-    {
-        return Err(Error::Invalid(format!(
-            "`--to-steps {to_steps}`: give a step count reached by halving progressive.start_steps = {} (one of {})",
-            p.start_steps,
-            std::iter::successors(Some(p.start_steps / 2), |s| (*s > 1).then_some(s / 2))
-                .map(|s| s.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
-        )));
-    }
+    check_to_steps(p.start_steps, to_steps)?;
     let src = Source::load(
         from,
         &[ModelKind::Guided],
         "progressive distillation (start from `fewstep student guided`)",
     )?;
     let data = src.data(opts.data.as_deref())?;
-    let w: WRange = serde_json::from_value(
-        src.ck
-            .header
-            .extra
-            .get("w_range")
-            .cloned()
-            .unwrap_or_default(),
-    )
-    .map_err(|_| {
-        Error::Invalid(format!(
-            "`{}` records no guidance range `w_range`",
-            from.display()
-        ))
-    })?;
-    let spec = src.ck.header.spec.clone();
     let mut sigmas = src.teacher_cfg.diffusion.grid.sampling(p.start_steps);
     let mut teacher_ck = src.ck.clone();
     let mut out = Vec::new();
     let mut steps = p.start_steps;
     while steps > to_steps {
         steps /= 2;
-        let student_sigmas = halve_grid(&sigmas);
-        let dir = round_dir(&opts.out, steps);
-        let total = opts.steps.unwrap_or(p.train.steps);
-        let done = Checkpoint::load(&dir)
-            .ok()
-            .filter(|c| c.header.step >= total);
-        let (ck, summary) = match done {
-            Some(ck) => (
-                ck,
-                RoundSummary {
-                    steps,
-                    dir: dir.clone(),
-                    wall_seconds: 0.0,
-                    final_loss: f64::NAN,
-                    skipped: true,
-                },
-            ),
-            None => {
-                let mut extra = src.chain_extra();
-                extra.insert(
-                    "w_range".into(),
-                    serde_json::to_value(w).expect("plain data"),
-                );
-                extra.insert("steps".into(), steps.into());
-                extra.insert(
-                    "sigmas".into(),
-                    serde_json::to_value(&student_sigmas).expect("plain data"),
-                );
-                extra.insert("source".into(), from.display().to_string().into());
-                let run = RunSpec {
-                    kind: ModelKind::Progressive,
-                    spec: spec.clone(),
-                    config: StudentConfig::section_toml(p),
-                    extra,
-                    train: p.train.clone(),
-                };
-                let teacher = GuidedTeacher::WInput(teacher_ck.inference_model(&opts.device)?);
-                let resume = opts.resume;
-                let state = init_or_resume(
-                    &dir,
-                    resume,
-                    &run,
-                    &opts.device,
-                    |ad| teacher_ck.load_into("ema", spec.init(ad)),
-                    false,
-                )?;
-                let mut stage = RoundStep {
-                    teacher: &teacher,
-                    sigmas: &sigmas,
-                    data: &data,
-                    w,
-                    train: &p.train,
-                    device: opts.device.clone(),
-                };
-                let s = run_loop(&dir, &run, state, total, opts.quiet, &mut stage)?;
-                (
-                    Checkpoint::load(&dir)?,
-                    RoundSummary {
-                        steps,
-                        dir: dir.clone(),
-                        wall_seconds: s.wall_seconds,
-                        final_loss: s.final_loss,
-                        skipped: false,
-                    },
-                )
-            }
+        let round = Round {
+            src: &src,
+            data: &data,
+            cfg: p,
+            opts,
+            steps,
         };
+        let (ck, summary) = round.run(&teacher_ck, &sigmas)?;
         out.push(summary);
         teacher_ck = ck;
-        sigmas = student_sigmas;
+        sigmas = halve_grid(&sigmas);
     }
     Ok(out)
+}
+
+/// One halving round: its teacher is the previous round's student (the guided one first).
+struct Round<'a> {
+    src: &'a Source,
+    data: &'a Dataset,
+    cfg: &'a ProgressiveConfig,
+    opts: &'a StageOptions,
+    /// The student's step count.
+    steps: usize,
+}
+
+impl Round<'_> {
+    /// Train (or keep, when finished) the student of `teacher_ck` on the teacher's grid `sigmas`.
+    fn run(&self, teacher_ck: &Checkpoint, sigmas: &[f64]) -> Result<(Checkpoint, RoundSummary)> {
+        let (p, opts) = (self.cfg, self.opts);
+        let dir = round_dir(&opts.out, self.steps);
+        let total = opts.steps.unwrap_or(p.train.steps);
+        let summary = |wall_seconds, final_loss, skipped| RoundSummary {
+            steps: self.steps,
+            dir: dir.clone(),
+            wall_seconds,
+            final_loss,
+            skipped,
+        };
+        if let Some(ck) = Checkpoint::load(&dir).ok().filter(|c| c.header.step >= total) {
+            return Ok((ck, summary(0.0, f64::NAN, true)));
+        }
+        let w = self.src.w_range()?;
+        let spec = self.src.ck.header.spec.clone();
+        let run = RunSpec {
+            recipe: Recipe::Progressive {
+                steps: self.steps,
+                sigmas: halve_grid(sigmas),
+                w,
+            },
+            spec: spec.clone(),
+            config: StudentConfig::section_toml(p),
+            lineage: self.src.lineage(),
+            train: p.train.clone(),
+        };
+        let teacher = GuidedTeacher::WInput(teacher_ck.inference_model(&opts.device)?);
+        let init = |ad: &Device| teacher_ck.load_into("ema", spec.init(ad));
+        let state = init_or_resume(&dir, opts.resume, &run, &opts.device, init, false)?;
+        let mut method = RoundStep {
+            teacher: &teacher,
+            sigmas,
+            data: self.data,
+            w,
+            train: &p.train,
+            device: opts.device.clone(),
+        };
+        let s = run_loop(&dir, &run, state, total, opts.quiet, &mut method)?;
+        Ok((Checkpoint::load(&dir)?, summary(s.wall_seconds, s.final_loss, false)))
+    }
 }

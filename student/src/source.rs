@@ -5,13 +5,15 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
-use teacher::checkpoint::{Checkpoint, ModelKind};
+use teacher::checkpoint::{Checkpoint, Lineage};
 use teacher::config::TeacherConfig;
 use teacher::data::{Dataset, Split};
+use teacher::edm::Cond;
+use teacher::edm::loss::weighted_error;
 use teacher::error::{Error, Result};
+use teacher::model::EdmModel;
+use teacher::recipe::{ModelKind, WRange};
 use teacher::rng::{Stream, normals, rng};
-
-use crate::config::WRange;
 
 /// A loaded source run.
 pub struct Source {
@@ -25,19 +27,20 @@ impl Source {
     /// Load `path` and check its kind is one of `allowed`.
     pub fn load(path: &Path, allowed: &[ModelKind], what: &str) -> Result<Self> {
         let ck = Checkpoint::load(path)?;
-        if !allowed.contains(&ck.header.kind) {
+        let kind = ck.header.kind();
+        if !allowed.contains(&kind) {
             return Err(Error::Invalid(format!(
-                "`{}` holds a {:?} model, but {what} needs {}",
+                "`{}` holds a {} model, but {what} needs {}",
                 path.display(),
-                ck.header.kind,
+                kind.name(),
                 allowed
                     .iter()
-                    .map(|k| format!("{k:?}").to_lowercase())
+                    .map(|k| k.name())
                     .collect::<Vec<_>>()
                     .join(" or ")
             )));
         }
-        let teacher_cfg = Self::teacher_config_of(&ck)?;
+        let teacher_cfg = ck.header.teacher_config()?;
         Ok(Self {
             path: path.to_path_buf(),
             ck,
@@ -45,48 +48,31 @@ impl Source {
         })
     }
 
-    /// The root teacher's config of any checkpoint in a chain.
-    pub fn teacher_config_of(ck: &Checkpoint) -> Result<TeacherConfig> {
-        match ck
-            .header
-            .extra
-            .get("teacher_config")
-            .and_then(|v| v.as_str())
-        {
-            Some(t) => TeacherConfig::from_toml(t),
-            None => TeacherConfig::from_toml(&ck.header.config),
-        }
-    }
-
     /// The training data of the chain's teacher; `--data DIR` overrides the recorded path.
     pub fn data(&self, data: Option<&Path>) -> Result<Dataset> {
-        let recorded = self
-            .ck
-            .header
-            .extra
-            .get("data_path")
-            .and_then(|v| v.as_str())
-            .map(PathBuf::from);
+        let recorded = self.ck.header.lineage.data_path.as_deref();
         self.teacher_cfg
             .data
-            .load(data.or(recorded.as_deref()), Split::Train)
+            .load(data.or(recorded), Split::Train)
     }
 
-    /// Facts every student checkpoint carries forward: the root teacher's config and data path.
-    pub fn chain_extra(&self) -> serde_json::Map<String, serde_json::Value> {
-        let mut m = serde_json::Map::new();
-        let root = self
-            .ck
-            .header
-            .extra
-            .get("teacher_config")
-            .cloned()
-            .unwrap_or_else(|| self.ck.header.config.clone().into());
-        m.insert("teacher_config".into(), root);
-        if let Some(p) = self.ck.header.extra.get("data_path") {
-            m.insert("data_path".into(), p.clone());
+    /// The lineage of a student distilled from this source: the root teacher's config and
+    /// data, and this run as its source.
+    pub fn lineage(&self) -> Lineage {
+        Lineage {
+            source: Some(self.path.clone()),
+            ..self.ck.header.lineage.clone()
         }
-        m
+    }
+
+    /// The trained w range of a student source.
+    pub fn w_range(&self) -> Result<WRange> {
+        self.ck.header.recipe.w_range().ok_or_else(|| {
+            Error::Invalid(format!(
+                "`{}` is a teacher: it has no trained guidance range",
+                self.path.display()
+            ))
+        })
     }
 }
 
@@ -98,6 +84,16 @@ pub struct StudentBatch {
     pub noise: Tensor<4>,
     pub w: Tensor<1>,
     pub rng: rand::rngs::StdRng,
+}
+
+impl StudentBatch {
+    /// The batch's conditioning for a guided denoiser: its classes, and its w as `extra`.
+    pub fn cond(&self) -> Cond {
+        Cond {
+            class: self.class.clone(),
+            extra: Some(self.w.clone()),
+        }
+    }
 }
 
 /// Draw step `step`'s batch (a pure function of seed and step).
@@ -141,4 +137,31 @@ pub fn onto_int(t: Tensor<1, Int>, device: &Device) -> Tensor<1, Int> {
 /// a constant target.
 pub fn onto<const D: usize>(t: Tensor<D>, device: &Device) -> Tensor<D> {
     Tensor::from_data(t.into_data(), device)
+}
+
+/// The student side of one distillation step, computed without gradients: the student's input
+/// x at σ with (class, w), and the target its output should match.
+pub struct Regression {
+    pub x: Tensor<4>,
+    pub sigma: Tensor<1>,
+    pub class: Tensor<1, Int>,
+    pub w: Tensor<1>,
+    pub target: Tensor<4>,
+}
+
+impl Regression {
+    /// (D_θ(x; σ, class, w), target, σ) on the autodiff device `ad`, the target a constant.
+    pub fn predict(self, model: &EdmModel, ad: &Device) -> (Tensor<4>, Tensor<4>, Tensor<1>) {
+        let sigma = onto(self.sigma, ad);
+        let (class, w) = (onto_int(self.class, ad), Some(onto(self.w, ad)));
+        let d = model.forward(onto(self.x, ad), sigma.clone(), class, w);
+        (d, onto(self.target, ad), sigma)
+    }
+
+    /// λ(σ)·mean((D_θ − target)²) per example (`teacher::edm::loss::weighted_error`).
+    pub fn weighted_error(self, model: &EdmModel, ad: &Device) -> Tensor<1> {
+        let sigma_data = model.sigma_data;
+        let (d, target, sigma) = self.predict(model, ad);
+        weighted_error(d, target, sigma, sigma_data)
+    }
 }

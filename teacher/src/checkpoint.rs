@@ -2,6 +2,8 @@
 //! rename), so a crash or a kill never leaves a half-written checkpoint in place.
 //!
 //! Layout: `FEWSTEP\x01` · u64 LE header length · JSON header · named blobs (burnpack bytes).
+//! The header names what the run is with a typed [`Recipe`]; format-1 files (kind + free-form
+//! `extra`) are converted on load (`crate::upgrade`).
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -12,30 +14,37 @@ use burn::store::ModuleRecord;
 use burn::tensor::{Bytes, Device};
 use serde::{Deserialize, Serialize};
 
+use crate::config::TeacherConfig;
 use crate::error::{Error, Result};
 use crate::model::{EdmModel, ModelSpec};
+use crate::recipe::{ModelKind, Recipe};
 
 const MAGIC: &[u8; 8] = b"FEWSTEP\x01";
-/// Bumped when the header changes incompatibly.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when the header changes incompatibly (2: typed recipe, lineage, network enum).
+pub const FORMAT_VERSION: u32 = 2;
 /// File name of the latest checkpoint inside a run directory.
 pub const LATEST: &str = "checkpoint.fsk";
 
-/// What a run trained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ModelKind {
-    Teacher,
-    Guided,
-    Progressive,
-    Consistency,
+/// Where a run comes from, for the stages and evaluations that read it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Lineage {
+    /// The resolved config (TOML) of the teacher at the root of the chain: its data and EDM
+    /// constants (a teacher's own config).
+    pub teacher_config: String,
+    /// `--data DIR` or `data.path` the chain's teacher trained on (None: the config's source).
+    pub data_path: Option<PathBuf>,
+    /// The run this one was distilled from (None for a teacher).
+    pub source: Option<PathBuf>,
 }
 
 /// The JSON header: everything but the tensors.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Header {
     pub format: u32,
-    pub kind: ModelKind,
+    /// What the run is, with the facts its sampling needs.
+    pub recipe: Recipe,
     /// Optimizer steps taken.
     pub step: u64,
     /// The run's seed; with `step` it fixes every later random draw (see `rng`).
@@ -43,11 +52,20 @@ pub struct Header {
     pub spec: ModelSpec,
     /// The resolved config of the run, as TOML.
     pub config: String,
-    /// Stage-specific facts (students: step count, σ grid, guidance range …).
-    #[serde(default)]
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    pub lineage: Lineage,
     /// Names and byte lengths of the blobs, in file order.
     pub blobs: Vec<(String, u64)>,
+}
+
+impl Header {
+    pub fn kind(&self) -> ModelKind {
+        self.recipe.kind()
+    }
+
+    /// The root teacher's config: data, σ_data, σ grid of the whole chain.
+    pub fn teacher_config(&self) -> Result<TeacherConfig> {
+        TeacherConfig::from_toml(&self.lineage.teacher_config)
+    }
 }
 
 /// A checkpoint in memory.
@@ -113,6 +131,7 @@ impl Checkpoint {
 
     pub fn to_bytes(&self) -> Vec<u8> {
         let mut header = self.header.clone();
+        header.format = FORMAT_VERSION;
         header.blobs = self
             .blobs
             .iter()
@@ -164,21 +183,20 @@ impl Checkpoint {
                     bytes.len()
                 ))
             })?;
-        let header: Header = serde_json::from_slice(&bytes[16..hend])
-            .map_err(|e| bad(format!("has an unreadable header ({e}); it was written by another fewstep version or is corrupt")))?;
-        if header.format != FORMAT_VERSION {
-            return Err(bad(format!(
-                "has format {}, this fewstep reads {FORMAT_VERSION}",
-                header.format
-            )));
-        }
+        let header = parse_header(&bytes[16..hend]).map_err(bad)?;
         let mut blobs = BTreeMap::new();
         let mut at = hend;
         for (name, len) in &header.blobs {
             let end = at.checked_add(*len as usize).filter(|&e| e <= bytes.len()).ok_or_else(|| {
                 bad(format!("is truncated inside blob `{name}`: the file is incomplete, restore it or retrain"))
             })?;
-            blobs.insert(name.clone(), bytes[at..end].to_vec());
+            let mut blob = bytes[at..end].to_vec();
+            if header.format == 1 {
+                blob = crate::upgrade::weights_from_v1(blob).map_err(|e| {
+                    bad(format!("format-1 blob `{name}` could not be converted ({e}): retrain with this fewstep"))
+                })?;
+            }
+            blobs.insert(name.clone(), blob);
             at = end;
         }
         if at != bytes.len() {
@@ -195,7 +213,7 @@ impl Checkpoint {
             .get(name)
             .map(Vec::as_slice)
             .ok_or_else(|| Error::Checkpoint {
-                path: PathBuf::from(format!("<{:?} checkpoint>", self.header.kind)),
+                path: PathBuf::from(format!("<{} checkpoint>", self.header.kind().name())),
                 message: format!("has no `{name}` blob"),
             })
     }
@@ -224,5 +242,28 @@ impl Checkpoint {
             "model"
         };
         self.load_into(name, model)
+    }
+}
+
+/// The header of a file of any readable format, as format 2 (format 1 converted, its `format`
+/// kept at 1 so the blobs are converted too).
+fn parse_header(json: &[u8]) -> std::result::Result<Header, String> {
+    #[derive(Deserialize)]
+    struct Version {
+        format: u32,
+    }
+    let v: Version = serde_json::from_slice(json).map_err(|e| {
+        format!("has an unreadable header ({e}); it was written by another program or is corrupt")
+    })?;
+    match v.format {
+        FORMAT_VERSION => serde_json::from_slice(json).map_err(|e| {
+            format!("has an unreadable header ({e}); it was written by another fewstep version or is corrupt")
+        }),
+        1 => crate::upgrade::header_from_v1(json).map_err(|e| {
+            format!("is a format-1 checkpoint that could not be converted ({e}): retrain it with this fewstep")
+        }),
+        f => Err(format!(
+            "has format {f}, this fewstep reads {FORMAT_VERSION} (and converts 1): use the fewstep that wrote it"
+        )),
     }
 }

@@ -9,7 +9,7 @@ use crate::data::DataConfig;
 use crate::edm::loss::LogNormal;
 use crate::edm::sigma_grid::SigmaGrid;
 use crate::error::{Error, Result};
-use crate::unet::UNetConfig;
+use crate::model::NetworkConfig;
 
 /// `[diffusion]`: the EDM constants.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -92,18 +92,12 @@ impl Default for TrainConfig {
 #[serde(deny_unknown_fields, default)]
 pub struct TeacherConfig {
     pub data: DataConfig,
-    pub model: UNetConfig,
+    /// `[model]`: the network F and its shape (`kind = "unet"`, the default).
+    pub model: NetworkConfig,
     pub diffusion: DiffusionConfig,
     pub train: TrainConfig,
 }
 
-fn bad(key: &str, value: impl std::fmt::Display, why: &str) -> Error {
-    Error::ConfigValue {
-        key: key.into(),
-        value: value.to_string(),
-        why: why.into(),
-    }
-}
 
 impl TeacherConfig {
     /// Parse and validate a config file.
@@ -131,65 +125,20 @@ impl TeacherConfig {
 
     /// Reject values no run could use; each error names the key and the allowed range.
     pub fn validate(&self) -> Result<()> {
-        let m = &self.model;
-        if m.model_channels == 0 {
-            return Err(bad("model.model_channels", m.model_channels, "must be > 0"));
-        }
-        if m.channel_mult.is_empty() || m.channel_mult.contains(&0) {
-            return Err(bad(
-                "model.channel_mult",
-                format!("{:?}", m.channel_mult),
-                "needs ≥ 1 level, all > 0",
-            ));
-        }
-        if m.num_blocks == 0 {
-            return Err(bad("model.num_blocks", m.num_blocks, "must be ≥ 1"));
-        }
-        if m.norm_groups == 0
-            || m.channel_mult
-                .iter()
-                .any(|k| (k * m.model_channels) % m.norm_groups != 0)
-        {
-            return Err(bad(
-                "model.norm_groups",
-                m.norm_groups,
-                "must divide every level's channel count (model_channels × channel_mult[k])",
-            ));
-        }
-        if m.attn_heads == 0
-            || m.channel_mult
-                .iter()
-                .any(|k| (k * m.model_channels) % m.attn_heads != 0)
-        {
-            return Err(bad(
-                "model.attn_heads",
-                m.attn_heads,
-                "must be ≥ 1 and divide every level's channel count",
-            ));
-        }
-        if m.temporal_kernel % 2 == 0 {
-            return Err(bad(
-                "model.temporal_kernel",
-                m.temporal_kernel,
-                "must be odd (1, 3, 5, …) so frames stay centred",
-            ));
-        }
-        if !(0.0..1.0).contains(&m.dropout) {
-            return Err(bad("model.dropout", m.dropout, "must be in [0, 1)"));
-        }
+        self.model.validate()?;
         let d = &self.diffusion;
         if d.sigma_data.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return Err(bad("diffusion.sigma_data", d.sigma_data, "must be > 0"));
+            return Err(Error::value("diffusion.sigma_data", d.sigma_data, "must be > 0"));
         }
         if !(0.0..1.0).contains(&d.p_uncond) {
-            return Err(bad(
+            return Err(Error::value(
                 "diffusion.p_uncond",
                 d.p_uncond,
                 "must be in [0, 1); > 0 is needed for guidance",
             ));
         }
         if d.sigma_dist.p_std.is_nan() || d.sigma_dist.p_std <= 0.0 {
-            return Err(bad(
+            return Err(Error::value(
                 "diffusion.sigma_dist.p_std",
                 d.sigma_dist.p_std,
                 "must be > 0",
@@ -201,34 +150,34 @@ impl TeacherConfig {
             || g.sigma_max.is_nan()
             || g.sigma_max <= g.sigma_min
         {
-            return Err(bad(
+            return Err(Error::value(
                 "diffusion.grid.sigma_max",
                 g.sigma_max,
                 &format!("needs 0 < sigma_min ({}) < sigma_max", g.sigma_min),
             ));
         }
         if g.rho.is_nan() || g.rho <= 0.0 {
-            return Err(bad("diffusion.grid.rho", g.rho, "must be > 0"));
+            return Err(Error::value("diffusion.grid.rho", g.rho, "must be > 0"));
         }
         let t = &self.train;
         if t.batch_size == 0 {
-            return Err(bad("train.batch_size", t.batch_size, "must be ≥ 1"));
+            return Err(Error::value("train.batch_size", t.batch_size, "must be ≥ 1"));
         }
         if t.lr.is_nan() || t.lr <= 0.0 {
-            return Err(bad("train.lr", t.lr, "must be > 0"));
+            return Err(Error::value("train.lr", t.lr, "must be > 0"));
         }
         if t.checkpoint_every == 0 {
-            return Err(bad(
+            return Err(Error::value(
                 "train.checkpoint_every",
                 t.checkpoint_every,
                 "must be ≥ 1",
             ));
         }
         if t.log_every == 0 {
-            return Err(bad("train.log_every", t.log_every, "must be ≥ 1"));
+            return Err(Error::value("train.log_every", t.log_every, "must be ≥ 1"));
         }
         if t.ema_halflife_images.is_nan() || t.ema_halflife_images <= 0.0 {
-            return Err(bad(
+            return Err(Error::value(
                 "train.ema_halflife_images",
                 t.ema_halflife_images,
                 "must be > 0",
@@ -237,14 +186,14 @@ impl TeacherConfig {
         if let Some(c) = t.grad_clip
             && (c.is_nan() || c <= 0.0)
         {
-            return Err(bad(
+            return Err(Error::value(
                 "train.grad_clip",
                 c,
                 "must be > 0 (remove the key to disable clipping)",
             ));
         }
         if self.data.channels != 1 && self.data.channels != 3 {
-            return Err(bad("data.channels", self.data.channels, "must be 1 or 3"));
+            return Err(Error::value("data.channels", self.data.channels, "must be 1 or 3"));
         }
         Ok(())
     }

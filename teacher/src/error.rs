@@ -56,4 +56,13 @@ impl Error {
             source,
         }
     }
+
+    /// A config value out of range: names the key, the value and the valid range.
+    pub fn value(key: &str, value: impl std::fmt::Display, why: &str) -> Error {
+        Error::ConfigValue {
+            key: key.into(),
+            value: value.to_string(),
+            why: why.into(),
+        }
+    }
 }

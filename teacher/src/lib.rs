@@ -13,9 +13,12 @@ pub mod image_io;
 pub mod model;
 pub mod npy;
 pub mod progress;
+pub mod recipe;
 pub mod rng;
+pub mod runs;
 pub mod sample;
 pub mod train;
 pub mod unet;
+pub mod upgrade;
 
 pub use error::{Error, Result};

@@ -1,19 +1,103 @@
 //! The preconditioned denoiser D(x; σ, class, w) = c_skip·x + c_out·F(c_in·x; c_noise, class, w)
-//! (Karras et al. 2022, Eq. 7), the one network type every fewstep model is.
+//! (Karras et al. 2022, Eq. 7), the one model type every fewstep run is; the network F inside
+//! is data: a [`NetworkConfig`] variant names it and builds it.
 
 use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::edm::precond::{Precond, combine};
 use crate::edm::{Cond, Denoiser};
+use crate::error::Result;
 use crate::unet::{ImageShape, UNet, UNetConfig};
+
+/// Which network F sits inside the preconditioner, with its shape. A new network is a module of
+/// its own and one variant here (and in [`Network`]); nothing above the denoiser changes.
+///
+/// In TOML it is the `[model]` section, `kind = "unet"` by default.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum NetworkConfig {
+    /// The class-conditional (space-time for clips) U-Net after ADM (`teacher/src/unet/`).
+    #[serde(rename = "unet")]
+    UNet(UNetConfig),
+}
+
+impl Default for NetworkConfig {
+    fn default() -> Self {
+        NetworkConfig::UNet(UNetConfig::default())
+    }
+}
+
+/// `kind` may be left out: configs written before there was a choice name the U-Net's keys only.
+impl<'de> Deserialize<'de> for NetworkConfig {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(tag = "kind", rename_all = "snake_case")]
+        enum Tagged {
+            #[serde(rename = "unet")]
+            UNet(UNetConfig),
+        }
+        let mut v = serde_json::Value::deserialize(d)?;
+        if let Some(m) = v.as_object_mut() {
+            m.entry("kind").or_insert_with(|| "unet".into());
+        }
+        Ok(match Tagged::deserialize(v).map_err(serde::de::Error::custom)? {
+            Tagged::UNet(c) => NetworkConfig::UNet(c),
+        })
+    }
+}
+
+impl NetworkConfig {
+    /// Build the network for examples of `shape` with `num_classes` classes (plus the null one).
+    pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> Network {
+        match self {
+            NetworkConfig::UNet(c) => Network::UNet(c.init(shape, num_classes, device)),
+        }
+    }
+
+    /// Reject shapes no network of this kind can be built with; errors name the `model.*` key.
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            NetworkConfig::UNet(c) => c.validate(),
+        }
+    }
+
+    /// The U-Net's config, when the network is one (benchmarks against PyTorch's twin).
+    pub fn unet(&self) -> Option<&UNetConfig> {
+        match self {
+            NetworkConfig::UNet(c) => Some(c),
+        }
+    }
+}
+
+/// The network F(c_in·x; c_noise, class, w), one variant per [`NetworkConfig`] variant.
+#[derive(Module, Debug)]
+pub enum Network {
+    UNet(UNet),
+}
+
+impl Network {
+    /// # Shapes
+    /// - x: `[n, c, h, w]`, c_noise, class, extra: `[n]` → `[n, c, h, w]`
+    pub fn forward(
+        &self,
+        x: Tensor<4>,
+        c_noise: Tensor<1>,
+        class: Tensor<1, Int>,
+        extra: Option<Tensor<1>>,
+    ) -> Tensor<4> {
+        match self {
+            Network::UNet(u) => u.forward(x, c_noise, class, extra),
+        }
+    }
+}
 
 /// Everything needed to rebuild a model's structure (weights come from a checkpoint).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ModelSpec {
-    pub unet: UNetConfig,
+    pub net: NetworkConfig,
     pub shape: ImageShape,
     pub num_classes: usize,
     /// σ_data, the standard deviation of the training data (EDM default 0.5).
@@ -24,7 +108,7 @@ pub struct ModelSpec {
 impl ModelSpec {
     pub fn init(&self, device: &Device) -> EdmModel {
         EdmModel {
-            unet: self.unet.init(self.shape, self.num_classes, device),
+            net: self.net.init(self.shape, self.num_classes, device),
             precond: self.precond,
             sigma_data: self.sigma_data,
             num_classes: self.num_classes,
@@ -35,7 +119,7 @@ impl ModelSpec {
 
 #[derive(Module, Debug)]
 pub struct EdmModel {
-    pub unet: UNet,
+    pub net: Network,
     #[module(skip)]
     pub precond: Precond,
     pub sigma_data: f64,
@@ -58,12 +142,12 @@ impl EdmModel {
     ) -> Tensor<4> {
         let s = self.precond.scalings(sigma, self.sigma_data);
         let x_in = x.clone() * crate::edm::per_example::<4>(s.c_in.clone());
-        let f = self.unet.forward(x_in, s.c_noise.clone(), class, extra);
+        let f = self.net.forward(x_in, s.c_noise.clone(), class, extra);
         combine(x, f, &s)
     }
 
-    /// The image shape the network was built for.
-    pub fn unet_shape(&self) -> crate::unet::ImageShape {
+    /// The example shape the network was built for.
+    pub fn example_shape(&self) -> ImageShape {
         self.shape
     }
 

@@ -3,12 +3,15 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
+use crate::checkpoint::Checkpoint;
 use crate::edm::guidance::Guided;
-use crate::edm::sampler::{Sampler, sample};
-use crate::edm::sigma_grid::SigmaGrid;
+use crate::edm::solver::{Sampled, Sampler, sample};
 use crate::edm::{Cond, Denoiser};
+use crate::error::Result;
 use crate::model::EdmModel;
+use crate::recipe::{SamplerPlan, run_plan};
 use crate::rng::{Stream, normals, rng};
+use crate::unet::ImageShape;
 
 /// Which classes to draw.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,21 +62,22 @@ pub struct SampleSpec {
     pub n: usize,
     pub classes: ClassChoice,
     pub steps: usize,
-    pub sampler: Sampler,
+    /// The ODE solver; None: the model's own default (its recipe decides what it allows).
+    pub sampler: Option<Sampler>,
     pub guidance: f64,
     pub seed: u64,
     pub batch_size: usize,
 }
 
 impl SampleSpec {
-    /// What evaluation samples: classes 0, 1, … in turn, Euler steps (each model's own sampler
-    /// where it has one), the given guidance, seed and batch.
+    /// What evaluation samples: classes 0, 1, … in turn, each model's default sampler (Euler
+    /// where it has a choice), the given guidance, seed and batch.
     pub fn eval(n: usize, steps: usize, guidance: f64, seed: u64, batch_size: usize) -> Self {
         Self {
             n,
             classes: ClassChoice::All,
             steps,
-            sampler: Sampler::Euler,
+            sampler: None,
             guidance,
             seed,
             batch_size,
@@ -88,24 +92,6 @@ pub struct Samples {
     pub nfe: usize,
 }
 
-/// The cheapest exact denoiser for guidance weight w: w = 1 is the conditional model alone and
-/// w = 0 the unconditional one (1 evaluation); other w pay 2.
-pub fn sample_teacher(
-    model: &EdmModel,
-    grid: &SigmaGrid,
-    spec: &SampleSpec,
-    device: &Device,
-) -> Samples {
-    let sigmas = grid.sampling(spec.steps);
-    run_batches(
-        spec,
-        model.unet_shape(),
-        model.num_classes,
-        device,
-        |noise, cond, _| guided_sample(model, noise, &sigmas, spec.sampler, spec.guidance, cond),
-    )
-}
-
 /// One batch from a teacher along `sigmas` with guidance weight `w` (CFG; w = 1 and w = 0 take
 /// the single exact evaluation).
 pub fn guided_sample(
@@ -115,7 +101,7 @@ pub fn guided_sample(
     sampler: Sampler,
     w: f64,
     cond: &Cond,
-) -> crate::edm::sampler::Sampled {
+) -> Sampled {
     if w == 1.0 {
         sample(model, noise, sigmas, sampler, cond)
     } else if w == 0.0 {
@@ -141,10 +127,10 @@ pub fn guided_sample(
 /// Split a request into batches, draw noise and classes, and run `f` on each.
 pub fn run_batches(
     spec: &SampleSpec,
-    shape: crate::unet::ImageShape,
+    shape: ImageShape,
     num_classes: usize,
     device: &Device,
-    mut f: impl FnMut(Tensor<4>, &Cond, std::ops::Range<usize>) -> crate::edm::sampler::Sampled,
+    mut f: impl FnMut(Tensor<4>, &Cond, std::ops::Range<usize>) -> Sampled,
 ) -> Samples {
     let len = shape.len();
     let mut images = Vec::with_capacity(spec.n * len);
@@ -184,6 +170,30 @@ pub fn run_batches(
         classes,
         nfe,
     }
+}
+
+/// Sample `spec` from the checkpoint `ck` as its recipe plans it; returns the samples and the
+/// plan that ran (its NFE and description are what reports quote).
+pub fn sample_checkpoint(
+    ck: &Checkpoint,
+    spec: &SampleSpec,
+    device: &Device,
+) -> Result<(Samples, SamplerPlan)> {
+    let plan = ck.header.recipe.plan(spec.steps, spec.sampler, spec.guidance)?;
+    let model = ck.inference_model(device)?;
+    let shape = model.example_shape();
+    let len = shape.len();
+    let s = run_batches(spec, shape, model.num_classes, device, |noise, cond, range| {
+        let n = range.len();
+        let dims = [n, shape.planes(), shape.height, shape.width];
+        let mut noises = vec![noise];
+        for k in 1..plan.noises() {
+            let z = renoise_for(range.start, n, len, spec.seed, k);
+            noises.push(Tensor::from_data(TensorData::new(z, dims), device));
+        }
+        run_plan(&model, &plan, &noises, &plan.cond(cond))
+    });
+    Ok((s, plan))
 }
 
 /// A model as a plain denoiser, for callers that hold one behind a reference.

@@ -1,4 +1,5 @@
-//! The teacher's training loop: sample a batch, EDM loss, backward, Adam step, EMA update,
+//! The one training loop of every stage — the teacher and each distillation are a [`Method`]
+//! (a per-example loss): batch → loss → backward → Adam step → EMA → metrics → checkpoint,
 //! with atomic checkpoints every N steps and exact resume.
 
 use std::io::Write;
@@ -14,7 +15,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{
-    Checkpoint, FORMAT_VERSION, Header, LATEST, ModelKind, module_bytes, write_atomic,
+    Checkpoint, FORMAT_VERSION, Header, LATEST, Lineage, module_bytes, write_atomic,
 };
 use crate::config::{TeacherConfig, TrainConfig};
 use crate::data::{Dataset, Split};
@@ -24,6 +25,7 @@ use crate::edm::precond::Precond;
 use crate::ema::{ema_beta, ema_update};
 use crate::error::{Error, Result};
 use crate::model::{EdmModel, ModelSpec};
+use crate::recipe::Recipe;
 use crate::rng::{Stream, derive_seed, normals, rng};
 
 /// How a training run is driven (resolved from the command line).
@@ -117,21 +119,83 @@ pub struct TrainState {
     pub model: EdmModel,
     /// EMA of the weights for inference (EDM half-life schedule).
     pub ema: EdmModel,
-    /// A second EMA with a stage-specific rate (the consistency target θ⁻), when the stage has one.
+    /// A second EMA with a method-specific rate (the consistency target θ⁻), when it has one.
     pub target: Option<EdmModel>,
     pub optim: ModuleOptimizer,
     pub step: u64,
 }
 
-/// What identifies a run's checkpoints: kind, network, config, stage facts.
+impl TrainState {
+    /// One optimizer step on `loss` (the batch mean): backward, Adam at the step's learning
+    /// rate, then θ_ema (EDM half-life β) and θ⁻ (the method's μ) follow the new weights.
+    fn apply(mut self, loss: Tensor<1>, t: &TrainConfig, method: &impl Method) -> (Self, f64) {
+        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+        let lr = learning_rate(t, self.step);
+        self.model = self.optim.step(lr, self.model, grads);
+        self.step += 1;
+        let live = self.model.valid();
+        let beta = ema_beta(
+            self.step,
+            t.batch_size,
+            t.ema_halflife_images,
+            t.ema_rampup_ratio,
+        );
+        self.ema = ema_update(self.ema, &live, beta);
+        let mu = method.target_rate(self.step);
+        self.target = self.target.map(|target| match mu {
+            Some(mu) => ema_update(target, &live, mu),
+            None => target,
+        });
+        (self, lr)
+    }
+
+    /// The device the inference copies live on (the autodiff device's inner device).
+    fn device(&self) -> Device {
+        self.ema
+            .devices()
+            .first()
+            .cloned()
+            .expect("a model lives on a device")
+    }
+}
+
+/// What identifies a run's checkpoints: what it is, its network, config and lineage.
 #[derive(Debug, Clone)]
 pub struct RunSpec {
-    pub kind: ModelKind,
+    pub recipe: Recipe,
     pub spec: ModelSpec,
     /// The resolved config (TOML), saved in the checkpoint and as `config.toml`.
     pub config: String,
-    pub extra: serde_json::Map<String, serde_json::Value>,
+    pub lineage: Lineage,
     pub train: TrainConfig,
+}
+
+impl RunSpec {
+    /// The run's checkpoint of `state`.
+    fn checkpoint(&self, state: &TrainState) -> Result<Checkpoint> {
+        let header = Header {
+            format: FORMAT_VERSION,
+            recipe: self.recipe.clone(),
+            step: state.step,
+            seed: self.train.seed,
+            spec: self.spec.clone(),
+            config: self.config.clone(),
+            lineage: self.lineage.clone(),
+            blobs: vec![],
+        };
+        let optim = state
+            .optim
+            .into_bytes()
+            .map_err(|e| Error::Invalid(format!("encoding optimizer state: {e}")))?;
+        let mut ck = Checkpoint::new(header)
+            .with_blob("model", module_bytes(state.model.clone()))
+            .with_blob("ema", module_bytes(state.ema.clone()))
+            .with_blob("optimizer", optim.to_vec());
+        if let Some(target) = &state.target {
+            ck = ck.with_blob("target", module_bytes(target.clone()));
+        }
+        Ok(ck)
+    }
 }
 
 /// A fresh state from `init` (given the autodiff device, seeded from the run's seed), or the
@@ -148,197 +212,192 @@ pub fn init_or_resume(
     let ckpt_path = out.join(LATEST);
     let ad = device.clone().autodiff();
     let t = &run.train;
-    if ckpt_path.exists() {
-        if !resume {
-            return Err(Error::Invalid(format!(
-                "`{}` already holds a checkpoint: pass `--resume` to continue it, or choose another `--out`",
-                out.display()
-            )));
-        }
-        let ck = Checkpoint::load(&ckpt_path)?;
-        if ck.header.kind != run.kind || ck.header.spec != run.spec {
-            return Err(Error::Checkpoint {
-                path: ckpt_path.clone(),
-                message: "was trained with another network or data shape than this config: resume with the run's own \
-                          `config.toml`, or train into a new `--out`"
-                    .into(),
-            });
-        }
-        let optim = optimizer(t)
-            .from_bytes(Bytes::from_bytes_vec(ck.blob("optimizer")?.to_vec()))
-            .map_err(|e| Error::Checkpoint {
-                path: ckpt_path.clone(),
-                message: format!("optimizer state: {e}"),
-            })?;
-        let target = match with_target {
-            true => Some(ck.load_into("target", run.spec.init(device))?),
-            false => None,
-        };
-        Ok(TrainState {
-            model: ck.load_into("model", run.spec.init(&ad))?,
-            ema: ck.load_into("ema", run.spec.init(device))?,
-            target,
-            optim,
-            step: ck.header.step,
-        })
-    } else {
+    if !ckpt_path.exists() {
         ad.seed(derive_seed(t.seed, Stream::Init, 0));
         let model = init(&ad)?;
         let ema = model.valid();
         let target = with_target.then(|| model.valid());
-        Ok(TrainState {
+        return Ok(TrainState {
             model,
             ema,
             target,
             optim: optimizer(t),
             step: 0,
-        })
+        });
     }
+    if !resume {
+        return Err(Error::Invalid(format!(
+            "`{}` already holds a checkpoint: pass `--resume` to continue it, or choose another `--out`",
+            out.display()
+        )));
+    }
+    let ck = Checkpoint::load(&ckpt_path)?;
+    if ck.header.kind() != run.recipe.kind() || ck.header.spec != run.spec {
+        return Err(Error::Checkpoint {
+            path: ckpt_path.clone(),
+            message: "was trained with another network or data shape than this config: resume with the run's own \
+                      `config.toml`, or train into a new `--out`"
+                .into(),
+        });
+    }
+    let optim = optimizer(t)
+        .from_bytes(Bytes::from_bytes_vec(ck.blob("optimizer")?.to_vec()))
+        .map_err(|e| Error::Checkpoint {
+            path: ckpt_path.clone(),
+            message: format!("optimizer state: {e}"),
+        })?;
+    let target = match with_target {
+        true => Some(ck.load_into("target", run.spec.init(device))?),
+        false => None,
+    };
+    Ok(TrainState {
+        model: ck.load_into("model", run.spec.init(&ad))?,
+        ema: ck.load_into("ema", run.spec.init(device))?,
+        target,
+        optim,
+        step: ck.header.step,
+    })
 }
 
-/// The per-step part of a stage: the per-example loss of step `step` given the current model
-/// and (for stages that have one) the target network.
-pub trait StepLoss {
+/// A training method: what one optimizer step minimises. The teacher's EDM loss and every
+/// distillation are methods (loss functions, as in consistency_models); the loop is shared.
+pub trait Method {
+    /// Per-example loss of step `step` (on the autodiff device) for the live `model` and, for
+    /// methods that have one, the `target` network θ⁻.
     fn loss(&mut self, model: &EdmModel, target: Option<&EdmModel>, step: u64)
     -> Result<Tensor<1>>;
 
-    /// Rate μ of the target EMA after `step` steps (only for stages with a target).
-    fn target_rate(&self, _step: u64) -> f64 {
-        0.0
+    /// Rate μ of the target update θ⁻ ← μ·θ⁻ + (1 − μ)·θ after `step` steps; None: no target.
+    fn target_rate(&self, _step: u64) -> Option<f64> {
+        None
     }
 }
 
-/// Optimise `state` up to `total` steps: loss → backward → Adam → EMA(s), with metrics,
-/// a progress bar and atomic checkpoints. The stage supplies only its loss.
+/// Optimise `state` up to `total` steps: batch → loss → backward → Adam → EMA(s), with metrics,
+/// a progress bar and atomic checkpoints. The method supplies only its loss.
 pub fn run_loop(
     out: &Path,
     run: &RunSpec,
     mut state: TrainState,
     total: u64,
     quiet: bool,
-    stage: &mut impl StepLoss,
+    method: &mut impl Method,
 ) -> Result<TrainSummary> {
     let t = &run.train;
-    let ckpt_path = out.join(LATEST);
-    std::fs::create_dir_all(out).map_err(Error::io("create run directory", out))?;
-    write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
-    let metrics_path = out.join("metrics.jsonl");
-    trim_metrics(&metrics_path, state.step)?;
-    let mut metrics = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&metrics_path)
-        .map_err(Error::io("open", &metrics_path))?;
-
-    let save = |s: &TrainState| -> Result<()> {
-        let header = Header {
-            format: FORMAT_VERSION,
-            kind: run.kind,
-            step: s.step,
-            seed: t.seed,
-            spec: run.spec.clone(),
-            config: run.config.clone(),
-            extra: run.extra.clone(),
-            blobs: vec![],
-        };
-        let optim = s
-            .optim
-            .into_bytes()
-            .map_err(|e| Error::Invalid(format!("encoding optimizer state: {e}")))?;
-        let mut ck = Checkpoint::new(header)
-            .with_blob("model", module_bytes(s.model.clone()))
-            .with_blob("ema", module_bytes(s.ema.clone()))
-            .with_blob("optimizer", optim.to_vec());
-        if let Some(target) = &s.target {
-            ck = ck.with_blob("target", module_bytes(target.clone()));
-        }
-        ck.save(&ckpt_path)
-    };
-
-    let resumed_from = state.step;
-    let label = format!("{:?}", run.kind).to_lowercase();
-    let pb = crate::progress::bar(total, quiet, &label);
-    pb.set_position(state.step);
-    let started = Instant::now();
-    let (mut window_loss, mut window_n, mut window_t) = (0.0, 0u64, Instant::now());
-    let mut last_loss = f64::NAN;
-    let device = state
-        .ema
-        .devices()
-        .first()
-        .cloned()
-        .expect("a model lives on a device");
-    let ad = device.clone().autodiff();
+    let ckpt = out.join(LATEST);
+    let mut log = RunLog::open(out, run, state.step, total, quiet)?;
+    let ad = state.device().autodiff();
     while state.step < total {
         let step = state.step;
         ad.seed(derive_seed(t.seed, Stream::Backend, step));
-        let loss = stage
+        let loss = method
             .loss(&state.model, state.target.as_ref(), step)?
             .mean();
-        let loss_value = loss.clone().into_scalar::<f32>() as f64;
-        if !loss_value.is_finite() {
-            pb.abandon();
-            return Err(Error::NonFinite {
-                step,
-                loss: loss_value,
-                last_good: ckpt_path.display().to_string(),
-            });
+        let value = log.finite(loss.clone().into_scalar::<f32>() as f64, step, &ckpt)?;
+        let lr;
+        (state, lr) = state.apply(loss, t, method);
+        log.record(state.step, value, lr, total)?;
+        if state.step % t.checkpoint_every == 0 || state.step == total {
+            run.checkpoint(&state)?.save(&ckpt)?;
         }
-        let grads = GradientsParams::from_grads(loss.backward(), &state.model);
-        let lr = learning_rate(t, step);
-        state.model = state.optim.step(lr, state.model, grads);
-        state.step += 1;
-        let live = state.model.valid();
-        let beta = ema_beta(
-            state.step,
-            t.batch_size,
-            t.ema_halflife_images,
-            t.ema_rampup_ratio,
-        );
-        state.ema = ema_update(state.ema, &live, beta);
-        if let Some(target) = state.target.take() {
-            state.target = Some(ema_update(target, &live, stage.target_rate(state.step)));
-        }
+    }
+    if !ckpt.exists() {
+        run.checkpoint(&state)?.save(&ckpt)?;
+    }
+    Ok(log.finish(state.step, ckpt))
+}
 
-        last_loss = loss_value;
-        window_loss += loss_value;
-        window_n += 1;
-        if state.step % t.log_every == 0 || state.step == total {
-            let ips = (window_n as usize * t.batch_size) as f64 / window_t.elapsed().as_secs_f64();
+/// The loop's bookkeeping: `config.toml`, `metrics.jsonl` (one line per `log_every` steps),
+/// the progress bar and the timing of the run.
+struct RunLog {
+    metrics: std::fs::File,
+    path: PathBuf,
+    bar: indicatif::ProgressBar,
+    batch: usize,
+    log_every: u64,
+    resumed_from: u64,
+    started: Instant,
+    window: (f64, u64, Instant),
+    last_loss: f64,
+}
+
+impl RunLog {
+    fn open(out: &Path, run: &RunSpec, step: u64, total: u64, quiet: bool) -> Result<Self> {
+        std::fs::create_dir_all(out).map_err(Error::io("create run directory", out))?;
+        write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
+        let path = out.join("metrics.jsonl");
+        trim_metrics(&path, step)?;
+        let metrics = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .map_err(Error::io("open", &path))?;
+        let bar = crate::progress::bar(total, quiet, run.recipe.kind().name());
+        bar.set_position(step);
+        Ok(Self {
+            metrics,
+            path,
+            bar,
+            batch: run.train.batch_size,
+            log_every: run.train.log_every,
+            resumed_from: step,
+            started: Instant::now(),
+            window: (0.0, 0, Instant::now()),
+            last_loss: f64::NAN,
+        })
+    }
+
+    /// The loss value, or the divergence error (the bar is abandoned, the last checkpoint kept).
+    fn finite(&mut self, loss: f64, step: u64, ckpt: &Path) -> Result<f64> {
+        if loss.is_finite() {
+            return Ok(loss);
+        }
+        self.bar.abandon();
+        Err(Error::NonFinite {
+            step,
+            loss,
+            last_good: ckpt.display().to_string(),
+        })
+    }
+
+    /// Account for the step that ended at `step`; every `log_every` steps (and at the end) a
+    /// metrics line with the window's mean loss and throughput.
+    fn record(&mut self, step: u64, loss: f64, lr: f64, total: u64) -> Result<()> {
+        self.last_loss = loss;
+        self.window.0 += loss;
+        self.window.1 += 1;
+        if step % self.log_every == 0 || step == total {
+            let (sum, n, since) = self.window;
+            let ips = (n as usize * self.batch) as f64 / since.elapsed().as_secs_f64();
             let line = MetricsLine {
-                step: state.step,
-                loss: window_loss / window_n as f64,
+                step,
+                loss: sum / n as f64,
                 lr,
                 img_per_s: ips,
             };
-            writeln!(
-                metrics,
-                "{}",
-                serde_json::to_string(&line).expect("plain data")
-            )
-            .map_err(Error::io("append to", &metrics_path))?;
-            pb.set_message(format!("loss {:.4} · {:.0} img/s", line.loss, ips));
-            (window_loss, window_n, window_t) = (0.0, 0, Instant::now());
+            let text = serde_json::to_string(&line).expect("plain data");
+            writeln!(self.metrics, "{text}").map_err(Error::io("append to", &self.path))?;
+            self.bar
+                .set_message(format!("loss {:.4} · {:.0} img/s", line.loss, ips));
+            self.window = (0.0, 0, Instant::now());
         }
-        if state.step % t.checkpoint_every == 0 || state.step == total {
-            save(&state)?;
+        self.bar.set_position(step);
+        Ok(())
+    }
+
+    fn finish(self, steps: u64, checkpoint: PathBuf) -> TrainSummary {
+        self.bar.finish();
+        let wall = self.started.elapsed().as_secs_f64();
+        TrainSummary {
+            steps,
+            resumed_from: self.resumed_from,
+            final_loss: self.last_loss,
+            images_per_sec: ((steps - self.resumed_from) as usize * self.batch) as f64
+                / wall.max(1e-9),
+            wall_seconds: wall,
+            checkpoint,
         }
-        pb.set_position(state.step);
     }
-    pb.finish();
-    if !ckpt_path.exists() {
-        save(&state)?;
-    }
-    let wall = started.elapsed().as_secs_f64();
-    Ok(TrainSummary {
-        steps: state.step,
-        resumed_from,
-        final_loss: last_loss,
-        images_per_sec: ((state.step - resumed_from) as usize * t.batch_size) as f64
-            / wall.max(1e-9),
-        wall_seconds: wall,
-        checkpoint: ckpt_path,
-    })
 }
 
 #[derive(Serialize, Deserialize)]
@@ -395,14 +454,14 @@ fn trim_metrics(path: &Path, step: u64) -> Result<()> {
     write_atomic(path, kept.as_bytes())
 }
 
-/// The teacher's step: the EDM loss on a fresh batch.
+/// The teacher's method: the EDM loss on a fresh batch.
 struct TeacherStep<'a> {
     data: &'a Dataset,
     cfg: &'a TeacherConfig,
     device: Device,
 }
 
-impl StepLoss for TeacherStep<'_> {
+impl Method for TeacherStep<'_> {
     fn loss(
         &mut self,
         model: &EdmModel,
@@ -438,21 +497,24 @@ impl StepLoss for TeacherStep<'_> {
 pub fn train_teacher(cfg: &TeacherConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let data = cfg.data.load(opts.data.as_deref(), Split::Train)?;
     let spec = ModelSpec {
-        unet: cfg.model.clone(),
+        net: cfg.model.clone(),
         shape: data.shape,
         num_classes: data.num_classes,
         sigma_data: cfg.diffusion.sigma_data,
         precond: Precond::Edm,
     };
-    let mut extra = serde_json::Map::new();
-    if let Some(p) = opts.data.as_ref().or(cfg.data.path.as_ref()) {
-        extra.insert("data_path".into(), p.display().to_string().into());
-    }
+    let config = cfg.to_toml();
     let run = RunSpec {
-        kind: ModelKind::Teacher,
+        recipe: Recipe::Teacher {
+            grid: cfg.diffusion.grid,
+        },
         spec: spec.clone(),
-        config: cfg.to_toml(),
-        extra,
+        lineage: Lineage {
+            teacher_config: config.clone(),
+            data_path: opts.data.clone().or_else(|| cfg.data.path.clone()),
+            source: None,
+        },
+        config,
         train: cfg.train.clone(),
     };
     let state = init_or_resume(

@@ -146,88 +146,20 @@ pub fn load(
     split: Split,
     layout: Layout,
 ) -> Result<Dataset> {
-    if channels != 1 && channels != 3 {
-        return Err(Error::ConfigValue {
-            key: "data.channels".into(),
-            value: channels.to_string(),
-            why: "must be 1 (grayscale) or 3 (RGB)".into(),
-        });
-    }
-    let classes: Vec<_> = sorted_entries(dir)?
-        .into_iter()
-        .filter(|p| p.is_dir())
-        .collect();
-    if classes.is_empty() {
-        return Err(data_err(
-            dir,
-            "has no class sub-folders: put the examples of each class in `DIR/<class name>/`"
-                .into(),
-        ));
-    }
+    check_channels(channels)?;
+    let classes = class_dirs(dir)?;
     let mut images = Vec::new();
     let mut labels = Vec::new();
     // The first example's frame count and size, which every other must match.
     let mut first: Option<(usize, (usize, usize), PathBuf)> = None;
     for (label, class_dir) in classes.iter().enumerate() {
-        let examples: Vec<_> = sorted_entries(class_dir)?
-            .into_iter()
-            .filter(|p| match layout {
-                Layout::Images => is_image(p),
-                Layout::Clips => p.is_dir() || has_ext(p, &["npy"]),
-            })
-            .collect();
-        if examples.is_empty() {
-            let what = match layout {
-                Layout::Images => "no .png/.jpg/.jpeg",
-                Layout::Clips => "no clip folders of frames and no .npy clips",
-            };
-            return Err(data_err(
-                class_dir,
-                format!("is an empty class folder ({what}): add examples or remove it"),
-            ));
-        }
+        let examples = class_examples(class_dir, layout)?;
         for (i, path) in examples.iter().enumerate() {
             if !in_split(i, split) {
                 continue;
             }
-            let ex = match layout {
-                Layout::Images => read_frames(std::slice::from_ref(path), resolution, channels)?,
-                Layout::Clips if path.is_dir() => {
-                    let frames: Vec<_> = sorted_entries(path)?
-                        .into_iter()
-                        .filter(|p| is_image(p))
-                        .collect();
-                    if frames.is_empty() {
-                        return Err(data_err(path, "holds no frames (.png/.jpg/.jpeg)".into()));
-                    }
-                    read_frames(&frames, resolution, channels)?
-                }
-                Layout::Clips => read_array(path, resolution, channels)?,
-            };
-            match &first {
-                Some((t, _, f)) if *t != ex.frames => {
-                    return Err(data_err(
-                        path,
-                        format!(
-                            "holds {} frames but `{}` holds {t}: every clip needs the same number of frames",
-                            ex.frames,
-                            f.display()
-                        ),
-                    ));
-                }
-                Some((_, (w0, h0), f)) if (*w0, *h0) != ex.size => {
-                    let (w, h) = ex.size;
-                    return Err(data_err(
-                        path,
-                        format!(
-                            "is {w}×{h} but `{}` is {w0}×{h0}: mixed sizes; set `data.resolution` to resize all",
-                            f.display()
-                        ),
-                    ));
-                }
-                None => first = Some((ex.frames, ex.size, path.clone())),
-                _ => {}
-            }
+            let ex = read_example(path, resolution, channels, layout)?;
+            check_matches_first(&mut first, path, &ex)?;
             images.extend(ex.values);
             labels.push(label as u8);
         }
@@ -244,13 +176,125 @@ pub fn load(
             frames,
         },
         num_classes: classes.len(),
-        class_names: classes
-            .iter()
-            .map(|p| {
-                p.file_name()
-                    .map(|n| n.to_string_lossy().into_owned())
-                    .unwrap_or_default()
-            })
-            .collect(),
+        class_names: class_names(&classes),
     })
+}
+
+/// Reject channel counts other than 1 (grayscale) and 3 (RGB).
+fn check_channels(channels: usize) -> Result<()> {
+    if channels != 1 && channels != 3 {
+        return Err(Error::ConfigValue {
+            key: "data.channels".into(),
+            value: channels.to_string(),
+            why: "must be 1 (grayscale) or 3 (RGB)".into(),
+        });
+    }
+    Ok(())
+}
+
+/// The class sub-folders of `dir`, sorted; an error if there are none.
+fn class_dirs(dir: &Path) -> Result<Vec<PathBuf>> {
+    let classes: Vec<_> = sorted_entries(dir)?
+        .into_iter()
+        .filter(|p| p.is_dir())
+        .collect();
+    if classes.is_empty() {
+        return Err(data_err(
+            dir,
+            "has no class sub-folders: put the examples of each class in `DIR/<class name>/`"
+                .into(),
+        ));
+    }
+    Ok(classes)
+}
+
+/// The examples of one class folder for `layout`, sorted; an error if there are none.
+fn class_examples(class_dir: &Path, layout: Layout) -> Result<Vec<PathBuf>> {
+    let examples: Vec<_> = sorted_entries(class_dir)?
+        .into_iter()
+        .filter(|p| match layout {
+            Layout::Images => is_image(p),
+            Layout::Clips => p.is_dir() || has_ext(p, &["npy"]),
+        })
+        .collect();
+    if examples.is_empty() {
+        let what = match layout {
+            Layout::Images => "no .png/.jpg/.jpeg",
+            Layout::Clips => "no clip folders of frames and no .npy clips",
+        };
+        return Err(data_err(
+            class_dir,
+            format!("is an empty class folder ({what}): add examples or remove it"),
+        ));
+    }
+    Ok(examples)
+}
+
+/// Read one example: an image file, a clip folder of frames, or a `.npy` clip.
+fn read_example(
+    path: &Path,
+    resolution: Option<usize>,
+    channels: usize,
+    layout: Layout,
+) -> Result<Example> {
+    Ok(match layout {
+        Layout::Images => read_frames(&[path.to_path_buf()], resolution, channels)?,
+        Layout::Clips if path.is_dir() => {
+            let frames: Vec<_> = sorted_entries(path)?
+                .into_iter()
+                .filter(|p| is_image(p))
+                .collect();
+            if frames.is_empty() {
+                return Err(data_err(path, "holds no frames (.png/.jpg/.jpeg)".into()));
+            }
+            read_frames(&frames, resolution, channels)?
+        }
+        Layout::Clips => read_array(path, resolution, channels)?,
+    })
+}
+
+/// Check `ex` (read from `path`) against the first example's frame count and size, or record
+/// it as the first.
+fn check_matches_first(
+    first: &mut Option<(usize, (usize, usize), PathBuf)>,
+    path: &Path,
+    ex: &Example,
+) -> Result<()> {
+    match first {
+        Some((t, _, f)) if *t != ex.frames => {
+            return Err(data_err(
+                path,
+                format!(
+                    "holds {} frames but `{}` holds {t}: every clip needs the same number of frames",
+                    ex.frames,
+                    f.display()
+                ),
+            ));
+        }
+        Some((_, (w0, h0), f)) if (*w0, *h0) != ex.size => {
+            let (w, h) = ex.size;
+            return Err(data_err(
+                path,
+                format!(
+                    "is {w}×{h} but `{}` is {w0}×{h0}: mixed sizes; set `data.resolution` to resize all",
+                    f.display()
+                ),
+            ));
+        }
+        None => *first = Some((ex.frames, ex.size, path.to_path_buf())),
+        _ => {}
+    }
+    Ok(())
+}
+
+/// The class names: each class folder's name.
+fn class_names(classes: &[PathBuf]) -> Vec<String> {
+    classes
+        .iter()
+        .map(|p| {
+            p.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default()
+        })
+        .collect()
 }

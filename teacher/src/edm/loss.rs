@@ -64,8 +64,22 @@ pub fn edm_loss(
     sigma_data: f64,
 ) -> Tensor<1> {
     let sigma = p.sigma(normals);
-    let weight = loss_weight_t(sigma.clone(), sigma_data);
     let x = y.clone() + noise * per_example::<4>(sigma.clone());
-    let d = model.denoise(x, sigma, cond);
-    mean_per_example((d - y).square()) * weight
+    let d = model.denoise(x, sigma.clone(), cond);
+    weighted_error(d, y, sigma, sigma_data)
+}
+
+/// λ(σ)·mean((D − target)²) per example (EDM Eq. 2 with Table 1's λ): the teacher's loss with
+/// target y, and the guided and progressive students' with their teacher-made targets.
+///
+/// # Shapes
+/// - denoised, target: `[n, …]`; sigma: `[n]` → `[n]`
+pub fn weighted_error<const D: usize>(
+    denoised: Tensor<D>,
+    target: Tensor<D>,
+    sigma: Tensor<1>,
+    sigma_data: f64,
+) -> Tensor<1> {
+    let weight = loss_weight_t(sigma, sigma_data);
+    mean_per_example((denoised - target).square()) * weight
 }

@@ -4,7 +4,7 @@
 pub mod guidance;
 pub mod loss;
 pub mod precond;
-pub mod sampler;
+pub mod solver;
 pub mod sigma_grid;
 
 use burn::tensor::{Int, Tensor};

@@ -50,4 +50,12 @@ impl SigmaGrid {
         s.push(0.0);
         s
     }
+
+    /// The σ's at which S-step multistep consistency sampling evaluates f: the first S levels of
+    /// the grid with S + 1 levels (σ_max first; the last level σ_min is where f is the identity).
+    pub fn consistency(&self, steps: usize) -> Vec<f64> {
+        let mut s = self.levels(steps + 1);
+        s.truncate(steps);
+        s
+    }
 }

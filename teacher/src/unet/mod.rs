@@ -17,6 +17,8 @@ use burn::tensor::ops::PadMode;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Serialize};
 
+use crate::error::{Error, Result};
+
 use blocks::{Downsample, ResBlock, ResBlockSpec, Upsample};
 use embedding::sinusoidal;
 
@@ -133,6 +135,69 @@ impl ImageShape {
 }
 
 impl UNetConfig {
+    /// Reject shapes no U-Net can be built with; each error names the `model.*` key and the range.
+    pub fn validate(&self) -> Result<()> {
+        let m = self;
+        if m.model_channels == 0 {
+            return Err(Error::value(
+                "model.model_channels",
+                m.model_channels,
+                "must be > 0",
+            ));
+        }
+        if m.channel_mult.is_empty() || m.channel_mult.contains(&0) {
+            return Err(Error::value(
+                "model.channel_mult",
+                format!("{:?}", m.channel_mult),
+                "needs ≥ 1 level, all > 0",
+            ));
+        }
+        if m.num_blocks == 0 {
+            return Err(Error::value(
+                "model.num_blocks",
+                m.num_blocks,
+                "must be ≥ 1",
+            ));
+        }
+        if m.norm_groups == 0
+            || m.channel_mult
+                .iter()
+                .any(|k| (k * m.model_channels) % m.norm_groups != 0)
+        {
+            return Err(Error::value(
+                "model.norm_groups",
+                m.norm_groups,
+                "must divide every level's channel count (model_channels × channel_mult[k])",
+            ));
+        }
+        if m.attn_heads == 0
+            || m.channel_mult
+                .iter()
+                .any(|k| (k * m.model_channels) % m.attn_heads != 0)
+        {
+            return Err(Error::value(
+                "model.attn_heads",
+                m.attn_heads,
+                "must be ≥ 1 and divide every level's channel count",
+            ));
+        }
+        if m.temporal_kernel % 2 == 0 {
+            return Err(Error::value(
+                "model.temporal_kernel",
+                m.temporal_kernel,
+                "must be odd (1, 3, 5, …) so frames stay centred",
+            ));
+        }
+        if !(0.0..1.0).contains(&m.dropout) {
+            return Err(Error::value(
+                "model.dropout",
+                m.dropout,
+                "must be in [0, 1)",
+            ));
+        }
+        Ok(())
+    }
+
     /// The multiple of which height and width are padded to (2^(levels−1)).
     pub fn size_multiple(&self) -> usize {
         1 << (self.channel_mult.len().saturating_sub(1))
@@ -145,67 +210,17 @@ impl UNetConfig {
         let ch = self.model_channels;
         let emb_dim = 4 * ch;
         let m = self.size_multiple();
-        let mut res = shape.height.div_ceil(m) * m;
-        let spec = |cin: usize, cout: usize, res: usize| ResBlockSpec {
-            cin,
-            cout,
-            emb_dim,
-            groups: self.norm_groups,
-            dropout: self.dropout,
-            attn_heads: self
-                .attn_resolutions
-                .contains(&res)
-                .then_some(self.attn_heads),
-            frames: shape.frames,
-            temporal_kernel: self.temporal_kernel,
+        // Built in this order (encoder, middle, decoder, then the rest) so that random
+        // initialisation draws as it always has.
+        let mut widths = Widths {
+            cur: ch,
+            res: shape.height.div_ceil(m) * m,
+            skips: vec![ch],
         };
-        let mut enc = Vec::new();
-        let mut skips = vec![ch];
-        let mut cur = ch;
-        for (level, mult) in self.channel_mult.iter().enumerate() {
-            let cout = ch * mult;
-            let mut blocks = Vec::new();
-            for _ in 0..self.num_blocks {
-                blocks.push(ResBlock::new(&spec(cur, cout, res), device));
-                cur = cout;
-                skips.push(cur);
-            }
-            let down = (level + 1 < self.channel_mult.len()).then(|| {
-                skips.push(cur);
-                Downsample::new(cur, device)
-            });
-            if down.is_some() {
-                res /= 2;
-            }
-            enc.push(EncLevel { blocks, down });
-        }
-        let mid = vec![
-            ResBlock::new(
-                &ResBlockSpec {
-                    attn_heads: Some(self.attn_heads),
-                    ..spec(cur, cur, res)
-                },
-                device,
-            ),
-            ResBlock::new(&spec(cur, cur, res), device),
-        ];
-        let mut dec = Vec::new();
-        for (level, mult) in self.channel_mult.iter().enumerate().rev() {
-            let cout = ch * mult;
-            let mut blocks = Vec::new();
-            for _ in 0..=self.num_blocks {
-                let skip = skips
-                    .pop()
-                    .expect("one skip per encoder output, by construction");
-                blocks.push(ResBlock::new(&spec(cur + skip, cout, res), device));
-                cur = cout;
-            }
-            let up = (level > 0).then(|| Upsample::new(cur, device));
-            if up.is_some() {
-                res *= 2;
-            }
-            dec.push(DecLevel { blocks, up });
-        }
+        let enc = self.init_encoder(shape, &mut widths, device);
+        let mid = self.init_mid(shape, &widths, device);
+        let dec = self.init_decoder(shape, &mut widths, device);
+        let cur = widths.cur;
         let pad3 = PaddingConfig2d::Explicit(1, 1, 1, 1);
         UNet {
             conv_in: Conv2dConfig::new([shape.channels, ch], [3, 3])
@@ -235,6 +250,102 @@ impl UNetConfig {
             extra_embedding_scale: self.extra_embedding_scale,
         }
     }
+
+    /// The spec of a residual block from `cin` to `cout` channels at feature-map size `res`.
+    fn block_spec(&self, shape: ImageShape, cin: usize, cout: usize, res: usize) -> ResBlockSpec {
+        ResBlockSpec {
+            cin,
+            cout,
+            emb_dim: 4 * self.model_channels,
+            groups: self.norm_groups,
+            dropout: self.dropout,
+            attn_heads: self
+                .attn_resolutions
+                .contains(&res)
+                .then_some(self.attn_heads),
+            frames: shape.frames,
+            temporal_kernel: self.temporal_kernel,
+        }
+    }
+
+    /// The encoder levels: `num_blocks` residual blocks each, then a downsample on all but the
+    /// last; records every output's channel count as a skip.
+    fn init_encoder(&self, shape: ImageShape, w: &mut Widths, device: &Device) -> Vec<EncLevel> {
+        let ch = self.model_channels;
+        let mut enc = Vec::new();
+        for (level, mult) in self.channel_mult.iter().enumerate() {
+            let cout = ch * mult;
+            let mut blocks = Vec::new();
+            for _ in 0..self.num_blocks {
+                blocks.push(ResBlock::new(
+                    &self.block_spec(shape, w.cur, cout, w.res),
+                    device,
+                ));
+                w.cur = cout;
+                w.skips.push(w.cur);
+            }
+            let down = (level + 1 < self.channel_mult.len()).then(|| {
+                w.skips.push(w.cur);
+                Downsample::new(w.cur, device)
+            });
+            if down.is_some() {
+                w.res /= 2;
+            }
+            enc.push(EncLevel { blocks, down });
+        }
+        enc
+    }
+
+    /// The two middle blocks at the lowest resolution, the first always with attention.
+    fn init_mid(&self, shape: ImageShape, w: &Widths, device: &Device) -> Vec<ResBlock> {
+        let (cur, res) = (w.cur, w.res);
+        vec![
+            ResBlock::new(
+                &ResBlockSpec {
+                    attn_heads: Some(self.attn_heads),
+                    ..self.block_spec(shape, cur, cur, res)
+                },
+                device,
+            ),
+            ResBlock::new(&self.block_spec(shape, cur, cur, res), device),
+        ]
+    }
+
+    /// The decoder levels: `num_blocks + 1` residual blocks each, every one taking a skip, then
+    /// an upsample on all but the first level.
+    fn init_decoder(&self, shape: ImageShape, w: &mut Widths, device: &Device) -> Vec<DecLevel> {
+        let ch = self.model_channels;
+        let mut dec = Vec::new();
+        for (level, mult) in self.channel_mult.iter().enumerate().rev() {
+            let cout = ch * mult;
+            let mut blocks = Vec::new();
+            for _ in 0..=self.num_blocks {
+                let skip = w
+                    .skips
+                    .pop()
+                    .expect("one skip per encoder output, by construction");
+                blocks.push(ResBlock::new(
+                    &self.block_spec(shape, w.cur + skip, cout, w.res),
+                    device,
+                ));
+                w.cur = cout;
+            }
+            let up = (level > 0).then(|| Upsample::new(w.cur, device));
+            if up.is_some() {
+                w.res *= 2;
+            }
+            dec.push(DecLevel { blocks, up });
+        }
+        dec
+    }
+}
+
+/// Channel bookkeeping while [`UNetConfig::init`] builds the levels: the current channel count
+/// and feature-map size, and the channel counts of the skips not yet consumed.
+struct Widths {
+    cur: usize,
+    res: usize,
+    skips: Vec<usize>,
 }
 
 #[derive(Module, Debug)]
@@ -282,24 +393,7 @@ impl UNet {
         extra: Option<Tensor<1>>,
     ) -> Tensor<4> {
         let [n, _, h, w] = x.dims();
-        // Embedding: MLP(sinusoid(c_noise)) + class embedding (+ the extra scalar's), then SiLU.
-        let mut emb = sinusoidal(c_noise, self.model_channels, self.noise_embedding_scale);
-        emb = self.noise_mlp[1].forward(silu(self.noise_mlp[0].forward(emb)));
-        let [_, e] = emb.dims();
-        emb = emb
-            + self
-                .class_emb
-                .forward(class.reshape([n, 1]))
-                .reshape([n, e]);
-        if let Some(extra) = extra {
-            emb = emb
-                + self.extra_mlp.forward(sinusoidal(
-                    extra,
-                    self.model_channels,
-                    self.extra_embedding_scale,
-                ));
-        }
-        let mut emb = silu(emb);
+        let mut emb = self.embed(n, c_noise, class, extra);
         // Clips: the frames become the batch of the 2D layers, each with its clip's embedding.
         let (x, n) = if self.frames > 1 {
             emb = temporal::per_frame(emb, self.frames);
@@ -319,6 +413,57 @@ impl UNet {
             x
         };
 
+        let out = self.backbone(x, emb);
+        let c = out.dims()[1];
+        let out = if ph + pw > 0 {
+            out.slice([0..n, 0..c, 0..h, 0..w])
+        } else {
+            out
+        };
+        if self.frames > 1 {
+            temporal::from_frames(out, self.frames)
+        } else {
+            out
+        }
+    }
+
+    /// The conditioning embedding: MLP(sinusoid(c_noise)) + class embedding (+ the extra
+    /// scalar's), then SiLU.
+    ///
+    /// # Shapes
+    /// - c_noise, class, extra: `[n]` → `[n, 4·model_channels]`
+    fn embed(
+        &self,
+        n: usize,
+        c_noise: Tensor<1>,
+        class: Tensor<1, Int>,
+        extra: Option<Tensor<1>>,
+    ) -> Tensor<2> {
+        let mut emb = sinusoidal(c_noise, self.model_channels, self.noise_embedding_scale);
+        emb = self.noise_mlp[1].forward(silu(self.noise_mlp[0].forward(emb)));
+        let [_, e] = emb.dims();
+        emb = emb
+            + self
+                .class_emb
+                .forward(class.reshape([n, 1]))
+                .reshape([n, e]);
+        if let Some(extra) = extra {
+            emb = emb
+                + self.extra_mlp.forward(sinusoidal(
+                    extra,
+                    self.model_channels,
+                    self.extra_embedding_scale,
+                ));
+        }
+        silu(emb)
+    }
+
+    /// Input convolution, encoder, middle, decoder (fed the encoder's skips) and output head on
+    /// padded 2D inputs.
+    ///
+    /// # Shapes
+    /// - x: `[n, c, h, w]` with h, w multiples of `size_multiple`, emb: `[n, e]` → `[n, c, h, w]`
+    fn backbone(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
         let mut hcur = self.conv_in.forward(x);
         let mut skips = vec![hcur.clone()];
         for level in &self.enc {
@@ -345,17 +490,6 @@ impl UNet {
                 hcur = up.forward(hcur);
             }
         }
-        let out = self.conv_out.forward(silu(self.norm_out.forward(hcur)));
-        let c = out.dims()[1];
-        let out = if ph + pw > 0 {
-            out.slice([0..n, 0..c, 0..h, 0..w])
-        } else {
-            out
-        };
-        if self.frames > 1 {
-            temporal::from_frames(out, self.frames)
-        } else {
-            out
-        }
+        self.conv_out.forward(silu(self.norm_out.forward(hcur)))
     }
 }

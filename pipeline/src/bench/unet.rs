@@ -16,11 +16,10 @@ use teacher::config::TeacherConfig;
 use teacher::edm::guidance::Guided;
 use teacher::edm::loss::edm_loss;
 use teacher::edm::{Cond, Denoiser};
-use teacher::model::ModelSpec;
+use teacher::model::{EdmModel, ModelSpec};
 
 use export::bench::median;
 
-use crate::cli::BenchUnetArgs;
 
 /// Median throughput of one U-Net.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -45,46 +44,63 @@ pub fn time_unet(
         .nominal_shape()
         .context("set `data.resolution` so the benchmark knows the image size")?;
     let spec = ModelSpec {
-        unet: cfg.model.clone(),
+        net: cfg.model.clone(),
         shape,
         num_classes: 10,
         sigma_data: cfg.diffusion.sigma_data,
         precond: teacher::edm::precond::Precond::Edm,
     };
-    let (b, reps) = (batch, reps.max(1));
+    let dims = [batch, shape.planes(), shape.height, shape.width];
     let ad = device.clone().autodiff();
-    let mut model = spec.init(&ad);
+    let model = spec.init(&ad);
     let params = model.num_params();
+    let (model, train_times) = time_training(model, cfg, dims, reps.max(1), &ad);
+    let sample_times = time_sampling(&model.valid(), dims, reps.max(1), device);
+    Ok(UnetTiming {
+        params,
+        batch,
+        train_img_per_s: batch as f64 / median(train_times),
+        sample_img_per_s: batch as f64 / median(sample_times),
+    })
+}
+
+/// Fixed normal noise of shape `dims` (seeded, so every run times the same work).
+fn randn(dims: [usize; 4], dev: &Device) -> Tensor<4> {
+    let n = dims.iter().product();
+    let mut rng = teacher::rng::rng(0, teacher::rng::Stream::Eval, 0);
+    Tensor::<4>::from_data(TensorData::new(teacher::rng::normals(&mut rng, n), dims), dev)
+}
+
+/// Class labels 0, 1, …, 9, 0, … for a batch of `b`.
+fn labels(b: usize, dev: &Device) -> Cond {
+    let l: Vec<i64> = (0..b as i64).map(|i| i % 10).collect();
+    Cond {
+        class: Tensor::<1, Int>::from_data(TensorData::new(l, [b]), dev),
+        extra: None,
+    }
+}
+
+/// Seconds per training step (EDM loss, backward, Adam) over `reps` steps after one warm-up.
+fn time_training(
+    mut model: EdmModel,
+    cfg: &TeacherConfig,
+    dims: [usize; 4],
+    reps: usize,
+    ad: &Device,
+) -> (EdmModel, Vec<f64>) {
     let mut optim = burn::optim::AdamConfig::new().init();
-    let randn = |dims: [usize; 4], dev: &Device| {
-        let n = dims.iter().product();
-        let mut rng = teacher::rng::rng(0, teacher::rng::Stream::Eval, 0);
-        Tensor::<4>::from_data(
-            TensorData::new(teacher::rng::normals(&mut rng, n), dims),
-            dev,
-        )
-    };
-    let labels = |dev: &Device| {
-        let l: Vec<i64> = (0..b as i64).map(|i| i % 10).collect();
-        Tensor::<1, Int>::from_data(TensorData::new(l, [b]), dev)
-    };
-    let dims = [b, shape.planes(), shape.height, shape.width];
-    let mut train_times = Vec::new();
+    let mut times = Vec::new();
     for rep in 0..=reps {
         let t = Instant::now();
-        let cond = Cond {
-            class: labels(&ad),
-            extra: None,
-        };
         // normals = 0: σ = exp(P_mean) for every example (the PyTorch twin does the same).
         let loss = edm_loss(
             &model,
-            randn(dims, &ad),
-            &cond,
-            Tensor::zeros([b], &ad),
-            randn(dims, &ad),
+            randn(dims, ad),
+            &labels(dims[0], ad),
+            Tensor::zeros([dims[0]], ad),
+            randn(dims, ad),
             &cfg.diffusion.sigma_dist,
-            spec.sigma_data,
+            cfg.diffusion.sigma_data,
         )
         .mean();
         let _ = loss.clone().into_scalar::<f32>();
@@ -93,34 +109,30 @@ pub fn time_unet(
         // Force the update to finish before stopping the clock.
         let _ = model.clone().valid().num_params();
         if rep > 0 {
-            train_times.push(t.elapsed().as_secs_f64());
+            times.push(t.elapsed().as_secs_f64());
         }
     }
-    let infer = model.valid();
+    (model, times)
+}
+
+/// Seconds per guided (CFG, 2 NFE) denoiser evaluation over `reps` calls after one warm-up.
+fn time_sampling(model: &EdmModel, dims: [usize; 4], reps: usize, device: &Device) -> Vec<f64> {
     let guided = Guided {
-        model: &infer,
+        model,
         w: 2.0,
         null_class: 10,
     };
-    let mut sample_times = Vec::new();
+    let mut times = Vec::new();
     for rep in 0..=reps {
         let t = Instant::now();
-        let cond = Cond {
-            class: labels(device),
-            extra: None,
-        };
-        let d = guided.denoise(randn(dims, device), Tensor::full([b], 1.0, device), &cond);
+        let sigma = Tensor::full([dims[0]], 1.0, device);
+        let d = guided.denoise(randn(dims, device), sigma, &labels(dims[0], device));
         let _ = d.into_data();
         if rep > 0 {
-            sample_times.push(t.elapsed().as_secs_f64());
+            times.push(t.elapsed().as_secs_f64());
         }
     }
-    Ok(UnetTiming {
-        params,
-        batch: b,
-        train_img_per_s: b as f64 / median(train_times),
-        sample_img_per_s: b as f64 / median(sample_times),
-    })
+    times
 }
 
 /// What `bench/pytorch_unet.py --json` prints.
@@ -176,37 +188,26 @@ pub fn pytorch(
         .with_context(|| format!("`{}` printed `{line}`, not its JSON line", script.display()))
 }
 
-pub fn bench_unet(args: BenchUnetArgs, device: Device) -> Result<()> {
-    let cfg = TeacherConfig::from_file(&args.config)?;
-    let b = args.batch.unwrap_or(cfg.train.batch_size);
-    let t = time_unet(&cfg, b, args.reps, &device)
-        .with_context(|| format!("benchmarking `{}`", args.config.display()))?;
-    let shape = cfg.data.nominal_shape().expect("checked by time_unet");
-    let example = match shape.is_clip() {
-        true => format!(
+/// `fewstep bench unet` in words: the timing of `cfg` (read from `config_name`) at `batch`.
+pub fn describe(cfg: &TeacherConfig, config_name: &str, b: usize, t: &UnetTiming) -> String {
+    let example = match cfg.data.nominal_shape() {
+        Some(shape) if shape.is_clip() => format!(
             "clips {}×{}×{}×{} (C×T×H×W; img/s below counts clips)",
             shape.channels, shape.frames, shape.height, shape.width
         ),
-        false => format!("{}×{}×{}", shape.channels, shape.height, shape.width),
+        Some(shape) => format!("{}×{}×{}", shape.channels, shape.height, shape.width),
+        None => "examples".into(),
     };
-    println!(
-        "U-Net of `{}`: {} parameters, batch {b} × {example}",
-        args.config.display(),
+    format!(
+        "U-Net of `{config_name}`: {} parameters, batch {b} × {example}\n\
+         train step:          {:8.1} ms  → {:8.1} img/s (fwd + bwd + Adam)\n\
+         guided sampling step:{:8.1} ms  → {:8.1} img/s (2 NFE per image)\n\
+         → 50 guided steps for 1,000 images ≈ {:.1} s",
         t.params,
-    );
-    println!(
-        "train step:          {:8.1} ms  → {:8.1} img/s (fwd + bwd + Adam)",
         b as f64 / t.train_img_per_s * 1e3,
-        t.train_img_per_s
-    );
-    println!(
-        "guided sampling step:{:8.1} ms  → {:8.1} img/s (2 NFE per image)",
+        t.train_img_per_s,
         b as f64 / t.sample_img_per_s * 1e3,
-        t.sample_img_per_s
-    );
-    println!(
-        "→ 50 guided steps for 1,000 images ≈ {:.1} s",
+        t.sample_img_per_s,
         50.0 * 1000.0 / t.sample_img_per_s
-    );
-    Ok(())
+    )
 }

@@ -10,9 +10,11 @@ use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 
-use student::config::StudentConfig;
-use teacher::config::{TeacherConfig, TrainConfig};
+use teacher::config::TrainConfig;
 use teacher::train::TrainOptions;
+
+use crate::chain::{Stage, distil, training_stages};
+use crate::config::PipelineConfig;
 
 /// Seconds per optimizer step of one stage and what the config makes of it.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -59,10 +61,11 @@ fn timing(t: &TrainConfig, k: u64) -> TrainConfig {
     }
 }
 
-/// Time `k` steps of each stage into `scratch` (a fresh folder, removed afterwards).
+/// Time `k` steps of each training stage of the chain into `scratch` (a fresh folder, removed
+/// afterwards); students start from the real teacher in `teacher_run` (the network sizes are
+/// what matter), later students from the scratch guided one.
 pub fn measure(
-    teacher_cfg: &TeacherConfig,
-    students: &StudentConfig,
+    cfg: &PipelineConfig,
     teacher_run: &Path,
     data: Option<&Path>,
     k: u64,
@@ -74,66 +77,47 @@ pub fn measure(
         std::fs::remove_dir_all(scratch)
             .with_context(|| format!("cannot clear `{}`", scratch.display()))?;
     }
-    let opts = |name: &str| TrainOptions {
-        out: scratch.join(name),
-        data: data.map(PathBuf::from),
-        resume: false,
-        steps: Some(k),
-        quiet: true,
-        device: device.clone(),
-    };
-    let mut t = teacher_cfg.clone();
-    t.train = timing(&t.train, k);
-    let mut s = students.clone();
-    s.guided.train = timing(&s.guided.train, k);
-    s.progressive.train = timing(&s.progressive.train, k);
-    s.consistency.train = timing(&s.consistency.train, k);
-
+    let mut short = cfg.clone();
+    for stage in training_stages() {
+        let t = stage.train_config_mut(&mut short).expect("a training stage");
+        *t = timing(t, k);
+    }
     let mut stages = Vec::new();
-    let mut push = |stage: &str, dir: PathBuf, batch: usize, config_steps: u64| -> Result<()> {
-        let sps = last_window(&dir, batch)?;
+    for stage in training_stages() {
+        let opts = TrainOptions {
+            out: scratch.join(stage.name()),
+            data: data.map(PathBuf::from),
+            resume: false,
+            steps: Some(k),
+            quiet: true,
+            device: device.clone(),
+        };
+        let timed = || format!("timing {}", stage.name());
+        let dir = match stage {
+            Stage::Teacher => {
+                teacher::train::train_teacher(&short.teacher, &opts).with_context(timed)?;
+                opts.out.clone()
+            }
+            _ => {
+                let source = match stage.reads()[0] {
+                    Stage::Teacher => teacher_run.to_path_buf(),
+                    s => scratch.join(s.name()),
+                };
+                let half = short.progressive.start_steps / 2;
+                distil(stage, &source, &short.students(), &opts, half).with_context(timed)?;
+                // one progressive round stands for every round
+                stage.run_dirs(&opts.out).pop().unwrap_or(opts.out.clone())
+            }
+        };
+        let sps = last_window(&dir, stage.batch(&short).expect("a training stage"))?;
+        let config_steps = stage.total_steps(cfg).expect("a training stage");
         stages.push(StageCost {
-            stage: stage.into(),
+            stage: stage.name().into(),
             seconds_per_step: sps,
             config_steps,
             projected_seconds: sps * config_steps as f64,
         });
-        Ok(())
-    };
-    teacher::train::train_teacher(&t, &opts("teacher")).context("timing the teacher")?;
-    push(
-        "teacher",
-        scratch.join("teacher"),
-        t.train.batch_size,
-        teacher_cfg.train.steps,
-    )?;
-    // Students are timed from the real teacher (the network sizes are what matter).
-    student::guided::run_guided(teacher_run, &s, &opts("guided")).context("timing guided")?;
-    push(
-        "guided",
-        scratch.join("guided"),
-        s.guided.train.batch_size,
-        students.guided.train.steps,
-    )?;
-    let start = s.progressive.start_steps;
-    let guided = scratch.join("guided");
-    student::progressive::run_progressive(&guided, start / 2, &s, &opts("progressive"))
-        .context("timing a progressive round")?;
-    let rounds = start.trailing_zeros() as u64; // start → 1 in halvings
-    push(
-        "progressive",
-        student::progressive::round_dir(&scratch.join("progressive"), start / 2),
-        s.progressive.train.batch_size,
-        students.progressive.train.steps * rounds,
-    )?;
-    student::consistency::run_consistency(&guided, &s, &opts("consistency"))
-        .context("timing consistency")?;
-    push(
-        "consistency",
-        scratch.join("consistency"),
-        s.consistency.train.batch_size,
-        students.consistency.train.steps,
-    )?;
+    }
     let _ = std::fs::remove_dir_all(scratch);
     let teacher_seconds = stages[0].projected_seconds;
     let distillation_seconds: f64 = stages[1..].iter().map(|c| c.projected_seconds).sum();

@@ -10,19 +10,51 @@ pub mod unet;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::cli::{BenchCommand, BenchSuiteArgs};
-use crate::pipeline::{PipelineConfig, PipelineRun};
+use crate::config::PipelineConfig;
+use crate::run::PipelineRun;
 
-pub fn run(command: BenchCommand, device: Device, quiet: bool) -> Result<()> {
-    match command {
-        BenchCommand::Unet(a) => unet::bench_unet(a, device),
-        BenchCommand::Sampling(a) => sampling::sampling(a, device, quiet),
-        BenchCommand::Suite(a) => suite(a, device, quiet),
-    }
+/// Which benchmarks `bench suite` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Bench {
+    /// Training throughput vs PyTorch's twin.
+    Train,
+    /// Student-4 vs teacher-50 sampling.
+    Sampling,
+    /// The exported ONNX file (tract) vs burn.
+    Onnx,
+    /// Distillation vs teacher training cost.
+    Distill,
+}
+
+/// What `fewstep bench suite` measures, over a finished pipeline run.
+#[derive(Debug, Clone)]
+pub struct SuiteSettings {
+    /// The pipeline run folder.
+    pub run: PathBuf,
+    /// A pipeline config to use instead of the run's own.
+    pub config: Option<PathBuf>,
+    pub data: Option<PathBuf>,
+    /// Output folder (default `RUN/bench`).
+    pub out: Option<PathBuf>,
+    /// The benchmarks to run (empty: all).
+    pub only: Vec<Bench>,
+    /// The teacher config whose U-Net is timed against PyTorch.
+    pub unet_config: PathBuf,
+    pub python: PathBuf,
+    pub pytorch_script: PathBuf,
+    pub reps: usize,
+    pub n: usize,
+    pub batch: usize,
+    pub teacher_steps: usize,
+    pub student_steps: usize,
+    pub onnx_batch: Vec<usize>,
+    /// Timed optimizer steps of each stage for the distillation cost.
+    pub distill_steps: u64,
 }
 
 /// Threads the CPU backends use: RAYON_NUM_THREADS (flex), OMP_NUM_THREADS (libtorch), else
@@ -69,7 +101,7 @@ struct Suite {
 }
 
 fn train_bench(
-    a: &BenchSuiteArgs,
+    a: &SuiteSettings,
     device: &Device,
     skipped: &mut Vec<String>,
 ) -> Result<TrainBench> {
@@ -193,7 +225,40 @@ fn markdown(s: &Suite) -> String {
     md
 }
 
-pub fn suite(a: BenchSuiteArgs, device: Device, quiet: bool) -> Result<()> {
+/// The exported student's ONNX file (tract) against burn, per batch size.
+fn onnx_bench(
+    a: &SuiteSettings,
+    cfg: &PipelineConfig,
+    device: &Device,
+    skipped: &mut Vec<String>,
+) -> Result<(Option<String>, Vec<OnnxRow>)> {
+    let steps = cfg.export.steps;
+    let file = a.run.join("export").join(format!("student-{steps}.onnx"));
+    if !file.is_file() {
+        skipped.push(format!(
+            "ONNX vs burn: `{}` does not exist (the pipeline's export stage writes it)",
+            file.display()
+        ));
+        return Ok((None, Vec::new()));
+    }
+    let prog = a.run.join("progressive");
+    let source = export::source::Source::load(&prog, Some(steps), device)?;
+    let rows = export::bench::bench(&file, &source, device, &a.onnx_batch, a.reps * 2, 0)?;
+    let rows = rows
+        .iter()
+        .map(|r| OnnxRow {
+            batch: r.batch,
+            tract_ms: r.tract_ms,
+            burn_ms: r.burn_ms,
+            ratio: r.ratio(),
+        })
+        .collect();
+    Ok((Some(file.display().to_string()), rows))
+}
+
+/// Every benchmark `a.only` asks for (all when empty), over the pipeline run `a.run`; writes
+/// `bench.json` and `bench.md` and returns the markdown.
+pub fn suite(a: &SuiteSettings, device: &Device, quiet: bool) -> Result<String> {
     let pr = PipelineRun::open(&a.run)?;
     let out = a.out.clone().unwrap_or_else(|| a.run.join("bench"));
     let cfg = match &a.config {
@@ -205,6 +270,7 @@ pub fn suite(a: BenchSuiteArgs, device: Device, quiet: bool) -> Result<()> {
             eprintln!("bench: {what} …");
         }
     };
+    let want = |b: Bench| a.only.is_empty() || a.only.contains(&b);
     let mut skipped = Vec::new();
     let mut suite = Suite {
         command: crate::report::command_line(),
@@ -217,79 +283,37 @@ pub fn suite(a: BenchSuiteArgs, device: Device, quiet: bool) -> Result<()> {
         distill: None,
         skipped: Vec::new(),
     };
-    let want = |what: &str| a.only.is_empty() || a.only.iter().any(|o| o == what);
-    if want("train") {
+    if want(Bench::Train) {
         say("training throughput (fewstep, then PyTorch)");
-        suite.train = Some(train_bench(&a, &device, &mut skipped)?);
+        suite.train = Some(train_bench(a, device, &mut skipped)?);
     }
-    if want("sampling") {
+    if want(Bench::Sampling) {
         say("sampling");
-        suite.sampling = Some(sampling::measure(
-            &pr.teacher,
-            &best_student(&a.run),
-            a.teacher_steps,
-            a.student_steps,
-            a.n,
-            a.batch,
-            cfg.eval.guidance,
-            &device,
-            quiet,
-        )?);
+        let s = sampling::SamplingSettings {
+            teacher: pr.teacher.clone(),
+            student: best_student(&a.run),
+            teacher_steps: a.teacher_steps,
+            student_steps: a.student_steps,
+            n: a.n,
+            batch: a.batch,
+            guidance: cfg.eval.guidance,
+        };
+        suite.sampling = Some(sampling::measure(&s, device, quiet)?);
     }
-    if want("onnx") {
-        let file = a
-            .run
-            .join("export")
-            .join(format!("student-{}.onnx", cfg.export.steps));
-        if file.is_file() {
-            say("ONNX (tract) vs burn");
-            let source = export::source::Source::load(
-                &a.run.join("progressive"),
-                Some(cfg.export.steps),
-                &device,
-            )?;
-            let rows = export::bench::bench(&file, &source, &device, &a.onnx_batch, a.reps * 2, 0)?;
-            suite.onnx = rows
-                .iter()
-                .map(|r| OnnxRow {
-                    batch: r.batch,
-                    tract_ms: r.tract_ms,
-                    burn_ms: r.burn_ms,
-                    ratio: r.ratio(),
-                })
-                .collect();
-            suite.onnx_file = Some(file.display().to_string());
-        } else {
-            skipped.push(format!(
-                "ONNX vs burn: `{}` does not exist (the pipeline's export stage writes it)",
-                file.display()
-            ));
-        }
+    if want(Bench::Onnx) {
+        say("ONNX (tract) vs burn");
+        (suite.onnx_file, suite.onnx) = onnx_bench(a, &cfg, device, &mut skipped)?;
     }
-    if want("distill") {
+    if want(Bench::Distill) {
         say("distillation vs teacher training, a few steps of each stage");
         let t_ck = teacher::checkpoint::Checkpoint::load(&pr.teacher)?;
-        let t_cfg: teacher::config::TeacherConfig = toml::from_str(&t_ck.header.config)
+        let mut c = cfg.clone();
+        c.teacher = teacher::config::TeacherConfig::from_toml(&t_ck.header.config)
             .with_context(|| format!("the config stored in `{}`", pr.teacher.display()))?;
-        suite.distill = Some(distill::measure(
-            &t_cfg,
-            &cfg.students(),
-            &pr.teacher,
-            a.data.as_deref().or(pr.data.as_deref()),
-            a.distill_steps,
-            &a.run.join("bench-scratch"),
-            &device,
-        )?);
-    }
-    if suite.train.is_none()
-        && suite.sampling.is_none()
-        && suite.onnx.is_empty()
-        && suite.distill.is_none()
-    {
-        bail!(
-            "--only {:?} names no benchmark: use train, sampling, onnx, distill",
-            a.only
-        );
+        let data = a.data.as_deref().or(pr.data.as_deref());
+        let scratch = a.run.join("bench-scratch");
+        let k = a.distill_steps;
+        suite.distill = Some(distill::measure(&c, &pr.teacher, data, k, &scratch, device)?);
     }
     suite.skipped = skipped;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create `{}`", out.display()))?;
@@ -297,7 +321,5 @@ pub fn suite(a: BenchSuiteArgs, device: Device, quiet: bool) -> Result<()> {
     teacher::checkpoint::write_atomic(&out.join("bench.json"), json.as_bytes())?;
     let md = markdown(&suite);
     teacher::checkpoint::write_atomic(&out.join("bench.md"), md.as_bytes())?;
-    println!("{md}");
-    println!("wrote {}", out.join("bench.json").display());
-    Ok(())
+    Ok(format!("{md}\nwrote {}", out.join("bench.json").display()))
 }

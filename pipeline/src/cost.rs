@@ -1,0 +1,85 @@
+//! The report's "Training cost" section: each training stage of the chain with its training
+//! time as its own `metrics.jsonl` logs it (whatever process and threads ran it, across
+//! resumes), and this pipeline's wall clock for the stages it ran itself.
+
+use std::fmt::Write as _;
+use std::path::PathBuf;
+
+use teacher::train::{LoggedTime, logged_seconds};
+
+use crate::chain::{Stage, training_stages};
+use crate::config::PipelineConfig;
+
+/// Logged time of a training stage: the sum over its run folders (a progressive run's rounds).
+fn logged(stage: Stage, dir: PathBuf, batch: usize) -> Option<LoggedTime> {
+    let times: Option<Vec<_>> = stage
+        .run_dirs(&dir)
+        .iter()
+        .map(|d| logged_seconds(d, batch))
+        .collect();
+    let times = times.filter(|t| !t.is_empty())?;
+    Some(LoggedTime {
+        steps: times.iter().map(|t| t.steps).sum(),
+        seconds: times.iter().map(|t| t.seconds).sum(),
+    })
+}
+
+/// The section; `dir` gives a stage's folder, `teacher_batch` the teacher's images per step
+/// (its own config's, for `--from-teacher`), `pipeline_seconds` a stage's recorded wall clock.
+pub fn training_cost(
+    cfg: &PipelineConfig,
+    teacher_batch: usize,
+    dir: impl Fn(Stage) -> PathBuf,
+    pipeline_seconds: impl Fn(&str) -> Option<f64>,
+) -> eval::report::Section {
+    let rows: Vec<(Stage, Option<LoggedTime>, Option<f64>)> = training_stages()
+        .map(|st| {
+            let batch = match st {
+                Stage::Teacher => teacher_batch,
+                _ => st.batch(cfg).expect("training stages have a batch"),
+            };
+            (st, logged(st, dir(st), batch), pipeline_seconds(st.name()))
+        })
+        .collect();
+    let teacher_s = rows[0].1.map(|t| t.seconds);
+    let distill_s: Option<f64> = rows[1..].iter().map(|r| r.1.map(|t| t.seconds)).sum();
+    let mut md = String::from(
+        "Training time per stage as each run's `metrics.jsonl` logs it (Σ steps × batch ÷ img/s: \
+         the run's own backend and threads, summed over resumes), and the wall clock of the \
+         stages this pipeline invocation ran itself (resumed stages count only their last part).\n\n\
+         | stage | optimizer steps | logged training s | × teacher | this pipeline's wall clock s |\n\
+         |---|---:|---:|---:|---:|\n",
+    );
+    let mut data = serde_json::Map::new();
+    for (stage, t, p) in &rows {
+        let name = stage.name();
+        let ratio = match (t, teacher_s) {
+            (Some(t), Some(ts)) => format!("{:.2}", t.seconds / ts),
+            _ => "–".into(),
+        };
+        let _ = writeln!(
+            md,
+            "| {name} | {} | {} | {ratio} | {} |",
+            t.map_or("–".into(), |t| t.steps.to_string()),
+            t.map_or("–".into(), |t| format!("{:.0}", t.seconds)),
+            p.map_or("–".into(), |s| format!("{s:.0}")),
+        );
+        data.insert(
+            name.to_string(),
+            serde_json::json!({ "logged": t, "pipeline_seconds": p }),
+        );
+    }
+    if let (Some(d), Some(ts)) = (distill_s, teacher_s) {
+        let _ = writeln!(
+            md,
+            "\nDistillation (guided + progressive + consistency): {d:.0} s = {:.2}× the teacher's {ts:.0} s.",
+            d / ts
+        );
+        data.insert("distillation_vs_teacher".into(), serde_json::json!(d / ts));
+    }
+    eval::report::Section {
+        title: "Training cost".into(),
+        markdown: md,
+        data: serde_json::Value::Object(data),
+    }
+}

@@ -1,0 +1,58 @@
+//! The feature network behind FID/FVD, trained on a teacher's data (LeNet for images, the 3D-conv
+//! clip network for clips): the pipeline's features stage and `fewstep eval train-features`.
+
+use std::path::Path;
+
+use anyhow::Result;
+use burn::tensor::Device;
+use eval::classifier::{ClassifierConfig, FeatureMeta, load_classifier, train_classifier};
+use teacher::data::{DataConfig, Split};
+
+/// Train the feature network for `data` (`steps` optimizer steps; None: its default) into `out`,
+/// unless `out` already holds one trained to this very config (`keep`: a run cut after the stage
+/// finished); `data_dir` is `--data DIR`. Returns its config, its metadata, and whether it was kept.
+pub fn train(
+    data: &DataConfig,
+    steps: Option<u64>,
+    data_dir: Option<&Path>,
+    out: &Path,
+    keep: bool,
+    quiet: bool,
+    device: &Device,
+) -> Result<(ClassifierConfig, FeatureMeta, bool)> {
+    let train = data.load(data_dir, Split::Train)?;
+    let mut cfg = ClassifierConfig::for_shape(train.shape);
+    if let Some(s) = steps {
+        cfg.steps = s;
+    }
+    if keep
+        && let Ok((_, m)) = load_classifier(out, device)
+        && m.config == cfg
+        && m.dataset == data.name()
+    {
+        return Ok((cfg, m, true));
+    }
+    let test = data.load(data_dir, Split::Test)?;
+    let meta = train_classifier(&cfg, &data.name(), &train, &test, out, quiet, device)?;
+    Ok((cfg, meta, false))
+}
+
+/// The pipeline's features stage; returns its summary line.
+pub fn train_for(
+    data: &DataConfig,
+    steps: u64,
+    data_dir: Option<&Path>,
+    out: &Path,
+    quiet: bool,
+    device: &Device,
+) -> Result<String> {
+    let (_, m, kept) = train(data, Some(steps), data_dir, out, true, quiet, device)?;
+    let order = m
+        .order_accuracy
+        .map(|o| format!(", frame-order accuracy {:.2}%", 100.0 * o))
+        .unwrap_or_default();
+    Ok(match kept {
+        true => format!("kept, feature network test accuracy {:.2}%", 100.0 * m.test_accuracy),
+        false => format!("feature network test accuracy {:.2}%{order}", 100.0 * m.test_accuracy),
+    })
+}

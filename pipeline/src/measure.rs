@@ -1,0 +1,176 @@
+//! The one-off measurements behind `fewstep eval fid|classify|latency`: a sample set (a folder,
+//! a dataset split, or a model sampled on the spot) scored against a reference, classified by
+//! a feature network, or timed.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+use eval::fid::FeatureSpace;
+use eval::metrics::{Metrics, Reference, score};
+use teacher::checkpoint::Checkpoint;
+use teacher::runs::resolve_model;
+use teacher::sample::{SampleSpec, sample_checkpoint};
+use teacher::unet::ImageShape;
+
+use crate::images::image_source;
+
+/// What to score: a set of images by name, or a model sampled now.
+#[derive(Debug, Clone)]
+pub enum SampleSet {
+    /// A sample folder or dataset split (see `crate::images`).
+    Named(String),
+    /// `n` samples of a model at `steps` steps, guidance `w`, seed `seed`.
+    Model {
+        run: PathBuf,
+        steps: usize,
+        n: usize,
+        guidance: f64,
+        seed: u64,
+    },
+}
+
+impl SampleSet {
+    /// The set's images, classes and shape.
+    fn load(
+        &self,
+        data: Option<&std::path::Path>,
+        channels: usize,
+        device: &Device,
+    ) -> Result<(Vec<f32>, Vec<usize>, ImageShape)> {
+        match self {
+            SampleSet::Named(spec) => image_source(spec, data, channels),
+            SampleSet::Model {
+                run,
+                steps,
+                n,
+                guidance,
+                seed,
+            } => {
+                let ck = Checkpoint::load(&resolve_model(run, *steps)?)?;
+                let spec = SampleSpec::eval(*n, *steps, *guidance, *seed, 250);
+                let (s, _) = sample_checkpoint(&ck, &spec, device)?;
+                Ok((s.images, s.classes, ck.header.spec.shape))
+            }
+        }
+    }
+
+    /// In words, for the JSON output.
+    pub fn describe(&self) -> String {
+        match self {
+            SampleSet::Named(s) => s.clone(),
+            SampleSet::Model {
+                run,
+                steps,
+                guidance,
+                seed,
+                ..
+            } => format!(
+                "{} at {steps} steps, w = {guidance}, seed {seed}",
+                run.display()
+            ),
+        }
+    }
+}
+
+/// `samples` scored against `reference` in the feature space `features`: FID (FVD on clips),
+/// class accuracy, precision/recall at `k`. Returns the metrics and the space's metric and name.
+pub fn fid(
+    samples: &SampleSet,
+    reference: &str,
+    features: &std::path::Path,
+    data: Option<&std::path::Path>,
+    k: usize,
+    device: &Device,
+) -> Result<(Metrics, &'static str, String)> {
+    let mut space = FeatureSpace::load(features, device)?;
+    let channels = space.shape().map(|s| s.channels).unwrap_or(1);
+    let (ref_imgs, _, ref_shape) = image_source(reference, data, channels)?;
+    if ref_shape.is_clip() && matches!(space, FeatureSpace::Onnx(_)) {
+        // A user's ONNX network on clips takes the I3D contract.
+        space = FeatureSpace::load_for(features, Some(ref_shape), device)?;
+    }
+    let (imgs, classes, shape) = samples.load(data, channels, device)?;
+    if shape != ref_shape || space.shape().is_some_and(|s| s != shape) {
+        bail!(
+            "samples ({}×{}, {} frame(s)), reference ({}×{}, {} frame(s)) and features must share one example shape",
+            shape.width,
+            shape.height,
+            shape.frames,
+            ref_shape.width,
+            ref_shape.height,
+            ref_shape.frames
+        );
+    }
+    let r = Reference::new(&space, &ref_imgs, ref_shape, device)?;
+    let m = score(&space, &r, &imgs, &classes, shape, k, device)?;
+    Ok((m, space.metric(), space.name()))
+}
+
+/// Median, min and max seconds of `reps` sampling runs of one batch (after a warm-up run), and
+/// the NFE per image.
+pub struct Latency {
+    pub median_s: f64,
+    pub min_s: f64,
+    pub max_s: f64,
+    pub reps: usize,
+    pub nfe: usize,
+}
+
+/// Time sampling one batch of `batch` images from `ck` at `steps` steps.
+pub fn latency(
+    ck: &Checkpoint,
+    steps: usize,
+    batch: usize,
+    guidance: f64,
+    reps: usize,
+    device: &Device,
+) -> Result<Latency> {
+    if batch == 0 {
+        bail!("`--batch 0`: time at least one image per batch");
+    }
+    let spec = SampleSpec::eval(batch, steps, guidance, 0, batch);
+    let (mut times, mut nfe) = (Vec::new(), 0);
+    for rep in 0..=reps.max(1) {
+        let t = Instant::now();
+        let (out, _) = sample_checkpoint(ck, &spec, device)?;
+        nfe = out.nfe;
+        if rep > 0 {
+            times.push(t.elapsed().as_secs_f64());
+        }
+    }
+    times.sort_by(|a, b| a.total_cmp(b));
+    Ok(Latency {
+        median_s: times[times.len() / 2],
+        min_s: times[0],
+        max_s: times[times.len() - 1],
+        reps: times.len(),
+        nfe,
+    })
+}
+
+/// Class accuracy of the sample folder `samples` under the feature network in `features`:
+/// (correct, total, the network's metadata).
+pub fn classify(
+    samples: &std::path::Path,
+    features: &std::path::Path,
+    device: &Device,
+) -> Result<(usize, usize, eval::classifier::FeatureMeta)> {
+    let (model, meta) = eval::classifier::load_classifier(features, device)?;
+    let set = eval::samples::load_samples(samples, meta.shape.channels)?;
+    if set.shape != meta.shape {
+        bail!(
+            "samples in `{}` are {}×{} but the feature network `{}` expects {}×{}: use features trained on the same dataset",
+            samples.display(),
+            set.shape.width,
+            set.shape.height,
+            features.display(),
+            meta.shape.width,
+            meta.shape.height
+        );
+    }
+    let pred = eval::classifier::predict(&model, &set.images, set.shape, device);
+    let correct = pred.iter().zip(&set.classes).filter(|(p, c)| p == c).count();
+    Ok((correct, set.classes.len(), meta))
+}

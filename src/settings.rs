@@ -1,0 +1,147 @@
+//! Arguments → the libraries' settings structs, resolved before any work.
+
+use anyhow::{Result, bail};
+use burn::tensor::Device;
+
+use pipeline::bench::sampling::SamplingSettings;
+use pipeline::bench::{Bench, SuiteSettings};
+use pipeline::config::PipelineConfig;
+use pipeline::report::ReportSettings;
+use pipeline::run::PipelineSettings;
+use pipeline::samples::SampleSettings;
+use teacher::sample::ClassChoice;
+
+use crate::cli::{
+    BenchArg, BenchSamplingArgs, BenchSuiteArgs, ClipsArgs, PipelineArgs, ReportArgs, SampleArgs,
+};
+
+impl SampleArgs {
+    pub fn settings(&self) -> Result<SampleSettings> {
+        let classes = match self.class.as_str() {
+            "all" => ClassChoice::All,
+            k => match k.parse::<usize>() {
+                Ok(k) => ClassChoice::One(k),
+                Err(_) => bail!("`--class {k}`: give a class index or `all`"),
+            },
+        };
+        Ok(SampleSettings {
+            model: self.model.clone(),
+            n: self.n,
+            classes,
+            steps: self.steps,
+            sampler: self.sampler.map(Into::into),
+            guidance: self.guidance,
+            seed: self.seed,
+            batch: self.batch,
+            out: self.out.clone(),
+        })
+    }
+}
+
+impl PipelineArgs {
+    pub fn settings(self, device: Device, quiet: bool) -> Result<PipelineSettings> {
+        let config = match &self.config {
+            Some(p) => PipelineConfig::from_file(p)?,
+            None => PipelineConfig::default(),
+        };
+        Ok(PipelineSettings {
+            config,
+            data: self.data,
+            out: self.out,
+            from_teacher: self.from_teacher,
+            dry_run: self.dry_run,
+            quiet,
+            device,
+        })
+    }
+}
+
+impl ReportArgs {
+    pub fn settings(self) -> ReportSettings {
+        ReportSettings {
+            runs: self.runs,
+            features: self.features,
+            reference: self.reference,
+            real: self.real,
+            out: self.out,
+            data: self.data,
+            n: self.n,
+            guidance: self.guidance,
+            seed: self.seed,
+            batch: self.batch,
+            teacher_steps: self.teacher_steps,
+            student_steps: self.student_steps,
+            sweep_guidance: self.sweep_guidance,
+            sweep_steps: self.sweep_steps,
+            solver_nfe: self.solver_nfe,
+            title: self.title,
+        }
+    }
+}
+
+impl BenchSamplingArgs {
+    pub fn settings(&self) -> SamplingSettings {
+        SamplingSettings {
+            teacher: self.teacher.clone(),
+            student: self.student.clone(),
+            teacher_steps: self.teacher_steps,
+            student_steps: self.student_steps,
+            n: self.n,
+            batch: self.batch,
+            guidance: self.guidance,
+        }
+    }
+}
+
+impl BenchSuiteArgs {
+    pub fn settings(self) -> SuiteSettings {
+        let bench = |b: BenchArg| match b {
+            BenchArg::Train => Bench::Train,
+            BenchArg::Sampling => Bench::Sampling,
+            BenchArg::Onnx => Bench::Onnx,
+            BenchArg::Distill => Bench::Distill,
+        };
+        SuiteSettings {
+            run: self.run,
+            config: self.config,
+            data: self.data,
+            out: self.out,
+            only: self.only.into_iter().map(bench).collect(),
+            unet_config: self.unet_config,
+            python: self.python,
+            pytorch_script: self.pytorch_script,
+            reps: self.reps,
+            n: self.n,
+            batch: self.batch,
+            teacher_steps: self.teacher_steps,
+            student_steps: self.student_steps,
+            onnx_batch: self.onnx_batch,
+            distill_steps: self.distill_steps,
+        }
+    }
+}
+
+impl ClipsArgs {
+    pub fn run(self) -> Result<()> {
+        let source = teacher::data::DataConfig {
+            source: self.dataset.into(),
+            ..Default::default()
+        };
+        let cfg = teacher::data::moving::MovingDigitsConfig {
+            frames: self.frames,
+            size: self.size,
+            digits: self.digits,
+            ..Default::default()
+        };
+        let said = pipeline::samples::write_moving_digits(
+            &source,
+            self.data.as_deref(),
+            &cfg,
+            self.n,
+            self.seed,
+            &self.out,
+        )?;
+        println!("{said}");
+        Ok(())
+    }
+}
