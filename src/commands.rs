@@ -30,9 +30,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Bench { command } => bench(command, device, quiet),
         Command::Clips(args) => args.run(),
         Command::Eval { command } => eval_cmd(command, device, quiet),
-        Command::Pipeline(args) => {
-            pipeline::run::run_pipeline(&args.settings(device, quiet)?)
-        }
+        Command::Pipeline(args) => pipeline::run::run_pipeline(&args.settings(device, quiet)?),
         Command::Export { command } => crate::export_cmd::run(command, device),
     }
 }
@@ -64,22 +62,15 @@ fn teacher_train(args: TrainArgs, device: Device, quiet: bool) -> Result<()> {
         quiet,
         device,
     };
-    let s = train_teacher(&cfg, &opts)?;
-    println!(
-        "trained teacher to step {} (from {}): final loss {:.4}, {:.1} img/s, {:.1} s; checkpoint {}",
-        s.steps,
-        s.resumed_from,
-        s.final_loss,
-        s.images_per_sec,
-        s.wall_seconds,
-        s.checkpoint.display()
-    );
+    println!("{}", train_teacher(&cfg, &opts)?.describe("teacher"));
     Ok(())
 }
 
 fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<()> {
     let (stage, source, args, to_steps) = match command {
-        StudentCommand::Guided { teacher, stage } => (pipeline::chain::Stage::Guided, teacher, stage, 1),
+        StudentCommand::Guided { teacher, stage } => {
+            (pipeline::chain::Stage::Guided, teacher, stage, 1)
+        }
         StudentCommand::Consistency { teacher, stage } => {
             (pipeline::chain::Stage::Consistency, teacher, stage, 1)
         }
@@ -147,15 +138,8 @@ fn eval_cmd(command: EvalCommand, device: Device, quiet: bool) -> Result<()> {
         }
         EvalCommand::Latency(args) => latency(args, device),
         EvalCommand::Render(args) => {
-            let path = args.report.join("results.json");
-            let text = std::fs::read_to_string(&path).with_context(|| {
-                format!("cannot read `{}`: pass a folder written by `fewstep eval report`", path.display())
-            })?;
-            let results: eval::report::Results = serde_json::from_str(&text).with_context(|| {
-                format!("`{}` is not a fewstep results file: re-run `fewstep eval report`", path.display())
-            })?;
-            eval::report::write_report(&args.report, &results)?;
-            println!("report re-drawn in {}", args.report.join("report.md").display());
+            let md = pipeline::report::rerender(&args.report)?;
+            println!("report re-drawn in {}", md.display());
             Ok(())
         }
     }
@@ -169,38 +153,25 @@ fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Resul
             ..Default::default()
         },
     };
-    let (cfg, meta, _) =
-        pipeline::features::train(&data, args.steps, args.data.as_deref(), &args.out, false, quiet, &device)?;
-    let net = if meta.shape.is_clip() { "3D-conv clip net" } else { "LeNet" };
-    if let Some(o) = meta.order_accuracy {
-        println!("frame order (true vs shuffled) test accuracy {:.2}%", 100.0 * o);
-    }
-    println!(
-        "feature network ({net}, {}-d features) trained on {} in {:.0} s: test accuracy {:.2}% on {} examples; saved in {}",
-        cfg.feature_dim,
-        data.name(),
-        meta.train_seconds,
-        100.0 * meta.test_accuracy,
-        meta.test_examples,
-        args.out.display()
-    );
+    let (cfg, meta, _) = pipeline::features::train(
+        &data,
+        args.steps,
+        args.data.as_deref(),
+        &args.out,
+        false,
+        quiet,
+        &device,
+    )?;
+    let said = pipeline::features::describe(&cfg, &meta, &data, &args.out);
+    println!("{said}");
     Ok(())
 }
 
 fn classify(args: ClassifyArgs, device: Device) -> Result<()> {
-    let (correct, n, meta) = pipeline::measure::classify(&args.samples, &args.features, &device)?;
-    let acc = correct as f64 / n as f64;
+    let c = pipeline::measure::classify(&args.samples, &args.features, &device)?;
     match args.json {
-        true => println!(
-            "{}",
-            serde_json::json!({"class_accuracy": acc, "n_samples": n, "features": format!("LeNet ({})", meta.dataset), "classifier_test_accuracy": meta.test_accuracy})
-        ),
-        false => println!(
-            "class accuracy {:.2}% ({correct}/{n}) under the LeNet classifier trained on {} (its own test accuracy {:.2}%)",
-            100.0 * acc,
-            meta.dataset,
-            100.0 * meta.test_accuracy
-        ),
+        true => println!("{}", c.json()),
+        false => println!("{}", c.text()),
     }
     Ok(())
 }
@@ -221,51 +192,22 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
         (None, None, _) => anyhow::bail!("pass --samples DIR|SPLIT or --model RUN --steps S"),
     };
     let data = args.data.as_deref();
-    let (m, metric, name) =
-        pipeline::measure::fid(&set, &args.reference, &args.features, data, args.k, &device)?;
-    if args.json {
-        let report = serde_json::json!({
-            "fid": m.fid, "metric": metric, "n_samples": m.n_samples, "n_reference": m.n_reference,
-            "features": name, "class_accuracy": m.class_accuracy, "precision": m.precision,
-            "recall": m.recall, "k": args.k, "samples": set.describe(), "reference": args.reference,
-        });
-        println!("{report}");
-        return Ok(());
+    let f = pipeline::measure::fid(&set, &args.reference, &args.features, data, args.k, &device)?;
+    match args.json {
+        true => println!("{}", f.json()),
+        false => println!("{}", f.text()),
     }
-    println!(
-        "{metric} ({name}) = {:.4}  [{} samples vs {} reference]",
-        m.fid, m.n_samples, m.n_reference
-    );
-    if let Some(a) = m.class_accuracy {
-        println!("class accuracy {:.2}%", 100.0 * a);
-    }
-    println!("precision {:.4}, recall {:.4} (k = {})", m.precision, m.recall, args.k);
     Ok(())
 }
 
 fn latency(args: LatencyArgs, device: Device) -> Result<()> {
     let path = teacher::runs::resolve_model(&args.model, args.steps)?;
     let ck = Checkpoint::load(&path)?;
-    let l = pipeline::measure::latency(&ck, args.steps, args.batch, args.guidance, args.reps, &device)?;
-    let ips = args.batch as f64 / l.median_s;
-    let kind = ck.header.kind();
-    if args.json {
-        println!(
-            "{}",
-            serde_json::json!({"model": path.display().to_string(), "kind": kind, "steps": args.steps, "nfe": l.nfe, "batch": args.batch, "median_s": l.median_s, "min_s": l.min_s, "max_s": l.max_s, "images_per_s": ips, "reps": l.reps})
-        );
-    } else {
-        println!(
-            "{} {} steps (NFE {}), batch {}: median {:.1} ms (min {:.1}, max {:.1} over {} runs) → {ips:.1} img/s",
-            kind.name(),
-            args.steps,
-            l.nfe,
-            args.batch,
-            l.median_s * 1e3,
-            l.min_s * 1e3,
-            l.max_s * 1e3,
-            l.reps,
-        );
+    let (steps, batch, w) = (args.steps, args.batch, args.guidance);
+    let l = pipeline::measure::latency(&ck, steps, batch, w, args.reps, &device)?;
+    match args.json {
+        true => println!("{}", l.json(&path)),
+        false => println!("{}", l.text()),
     }
     Ok(())
 }

@@ -215,33 +215,8 @@ fn check_cmd(a: CheckArgs, device: Device) -> Result<()> {
             a.seed
         );
     }
-    println!(
-        "parity `{}` ({}) vs burn (`{}`), batch {}, seed {}: max abs error {:.3e} (max |burn| {:.3}), tolerance {:.0e}",
-        a.onnx.display(),
-        r.precision,
-        source.path.display(),
-        r.batch,
-        a.seed,
-        r.max_abs_err,
-        r.max_abs_ref,
-        r.tolerance
-    );
-    if !r.passed() {
-        let why = match r.precision {
-            Precision::Fp32 => {
-                "an fp32 file this far from burn computes something else: re-export it, and if it persists report the op list above"
-            }
-            Precision::Fp16 => {
-                "float16 rounding through this network exceeds the fp16 bar: serve the fp32 export, or measure on the target engine (float32 accumulation)"
-            }
-        };
-        bail!(
-            "`{}` differs from burn by {:.3e} > {:.0e}: {why}",
-            a.onnx.display(),
-            r.max_abs_err,
-            r.tolerance
-        );
-    }
+    println!("{}", r.summary(&source, a.seed));
+    r.verdict().map_err(anyhow::Error::msg)?;
     println!("PASS");
     Ok(())
 }
@@ -256,24 +231,12 @@ fn bench_cmd(a: BenchArgs, device: Device) -> Result<()> {
         source.path.display(),
         a.reps.max(1)
     );
-    println!(
-        "{:>6} {:>12} {:>12} {:>12}",
-        "batch", "tract ms", "burn ms", "tract/burn"
-    );
-    for r in rows {
-        println!(
-            "{:>6} {:>12.2} {:>12.2} {:>12.2}",
-            r.batch,
-            r.tract_ms,
-            r.burn_ms,
-            r.ratio()
-        );
-    }
+    print!("{}", export::bench::table(&rows));
     Ok(())
 }
 
 fn engine_cmd(a: EngineArgs) -> Result<()> {
-    use export::engine::{EngineOptions, Flavor, build_engine, sidecar_path};
+    use export::engine::{EngineOptions, Flavor, build_engine};
     if a.timing_cache.is_some() && a.flavor == Flavor::Rtx {
         eprintln!("note: TensorRT-RTX has no timing cache; --timing-cache is only recorded");
     }
@@ -283,27 +246,7 @@ fn engine_cmd(a: EngineArgs) -> Result<()> {
         timing_cache: a.timing_cache,
     };
     let sc = build_engine(&a.onnx, &a.out, &opts)?;
-    println!(
-        "built TensorRT {} {} engine `{}` from `{}`: {:.1} KiB, {} network layers, batch {}",
-        sc.flavor,
-        sc.tensorrt_version,
-        a.out.display(),
-        a.onnx.display(),
-        sc.engine_bytes as f64 / 1024.0,
-        sc.network_layers,
-        sc.batch
-    );
-    for p in &sc.profile {
-        println!(
-            "  {}: min {:?} opt {:?} max {:?}",
-            p.name, p.min, p.opt, p.max
-        );
-    }
-    match sc.engine_layers {
-        Some(n) => println!("deserialized on this machine: {n} engine layers"),
-        None => println!("not deserialized on this machine: {}", sc.deserialize),
-    }
-    println!("wrote {}", sidecar_path(&a.out).display());
+    println!("{}", sc.summary(&a.onnx, &a.out));
     Ok(())
 }
 

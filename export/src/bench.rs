@@ -29,6 +29,24 @@ impl BenchRow {
     }
 }
 
+/// The rows as a fixed-width table: batch, tract ms, burn ms, tract/burn.
+pub fn table(rows: &[BenchRow]) -> String {
+    let mut t = format!(
+        "{:>6} {:>12} {:>12} {:>12}\n",
+        "batch", "tract ms", "burn ms", "tract/burn"
+    );
+    for r in rows {
+        t += &format!(
+            "{:>6} {:>12.2} {:>12.2} {:>12.2}\n",
+            r.batch,
+            r.tract_ms,
+            r.burn_ms,
+            r.ratio()
+        );
+    }
+    t
+}
+
 /// The middle value (the upper one of an even count).
 pub fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

@@ -59,6 +59,41 @@ impl CheckReport {
     pub fn passed(&self) -> bool {
         self.max_abs_err <= self.tolerance
     }
+
+    /// The parity line: file, precision, what it was compared with, error against tolerance.
+    pub fn summary(&self, source: &Source, seed: u64) -> String {
+        format!(
+            "parity `{}` ({}) vs burn (`{}`), batch {}, seed {seed}: max abs error {:.3e} (max |burn| {:.3}), tolerance {:.0e}",
+            self.path.display(),
+            self.precision,
+            source.path.display(),
+            self.batch,
+            self.max_abs_err,
+            self.max_abs_ref,
+            self.tolerance
+        )
+    }
+
+    /// `Err` with what a failed check means and what to do about it.
+    pub fn verdict(&self) -> std::result::Result<(), String> {
+        if self.passed() {
+            return Ok(());
+        }
+        let why = match self.precision {
+            Precision::Fp32 => {
+                "an fp32 file this far from burn computes something else: re-export it, and if it persists report the op list above"
+            }
+            Precision::Fp16 => {
+                "float16 rounding through this network exceeds the fp16 bar: serve the fp32 export, or measure on the target engine (float32 accumulation)"
+            }
+        };
+        Err(format!(
+            "`{}` differs from burn by {:.3e} > {:.0e}: {why}",
+            self.path.display(),
+            self.max_abs_err,
+            self.tolerance
+        ))
+    }
 }
 
 /// max |a − b|; NaN anywhere counts as infinitely wrong.

@@ -406,6 +406,31 @@ pub struct EngineSidecar {
 }
 
 impl EngineSidecar {
+    /// What `fewstep export engine` says of an engine it built from `onnx` into `out`.
+    pub fn summary(&self, onnx: &Path, out: &Path) -> String {
+        let mut t = format!(
+            "built TensorRT {} {} engine `{}` from `{}`: {:.1} KiB, {} network layers, batch {}\n",
+            self.flavor,
+            self.tensorrt_version,
+            out.display(),
+            onnx.display(),
+            self.engine_bytes as f64 / 1024.0,
+            self.network_layers,
+            self.batch
+        );
+        for p in &self.profile {
+            t += &format!(
+                "  {}: min {:?} opt {:?} max {:?}\n",
+                p.name, p.min, p.opt, p.max
+            );
+        }
+        t += &match self.engine_layers {
+            Some(n) => format!("deserialized on this machine: {n} engine layers\n"),
+            None => format!("not deserialized on this machine: {}\n", self.deserialize),
+        };
+        t + &format!("wrote {}", sidecar_path(out).display())
+    }
+
     pub fn to_json(&self) -> serde_json::Value {
         // An array, not a map: keeps the graph's input order (serde_json maps sort keys).
         let prof: Vec<serde_json::Value> = self

@@ -145,12 +145,21 @@ fn set_profile(
     }
     Ok(profile
         .iter()
-        .map(|(name, _)| (name.clone(), SELECTORS.map(|sel| dims(&prof.dimensions(name, sel)))))
+        .map(|(name, _)| {
+            (
+                name.clone(),
+                SELECTORS.map(|sel| dims(&prof.dimensions(name, sel))),
+            )
+        })
         .collect())
 }
 
 /// Deserialize `plan` on this machine (needs a CUDA driver and GPU): engine layers, or why not.
-fn deserialize(logger: &Logger, plan: &[u8], collect: &Collect) -> std::result::Result<i32, String> {
+fn deserialize(
+    logger: &Logger,
+    plan: &[u8],
+    collect: &Collect,
+) -> std::result::Result<i32, String> {
     match Runtime::new(logger) {
         Ok(mut runtime) => match runtime.deserialize_cuda_engine(plan) {
             Ok(engine) => engine.nb_layers().map_err(|e| e.to_string()),

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 
 use burn::tensor::Device;
 use teacher::checkpoint::Checkpoint;
-use teacher::recipe::{ModelKind, SamplerPlan};
 use teacher::model::EdmModel;
+use teacher::recipe::{ModelKind, SamplerPlan};
 
 use crate::capture::{Input, MAX_UNROLL_STEPS, inputs_of};
 use crate::error::{ExportError, Result};
@@ -150,10 +150,7 @@ impl Source {
         let spec = serde_json::to_string(&h.spec)
             .map_err(|e| ExportError::Invalid(format!("model spec is not serialisable: {e}")))?;
         let mut m: Vec<(String, String)> = vec![
-            (
-                "fewstep.kind".into(),
-                h.kind().name().into(),
-            ),
+            ("fewstep.kind".into(), h.kind().name().into()),
             ("fewstep.source".into(), self.path.display().to_string()),
             ("fewstep.step".into(), h.step.to_string()),
             ("fewstep.spec".into(), spec),

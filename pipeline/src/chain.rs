@@ -8,8 +8,8 @@ use anyhow::Result;
 use serde::Serialize;
 use student::config::StudentConfig;
 use student::progressive::RoundSummary;
-use teacher::recipe::ModelKind;
 use teacher::config::TrainConfig;
+use teacher::recipe::ModelKind;
 use teacher::train::{TrainOptions, TrainSummary};
 
 use crate::config::PipelineConfig;
@@ -174,7 +174,11 @@ impl Distilled {
     /// A line per run or round, as `fewstep student …` prints it.
     pub fn lines(&self, stage: Stage) -> String {
         let one = |r: &RoundSummary| match r.skipped {
-            true => format!("round {:>3} steps: already done ({})", r.steps, r.dir.display()),
+            true => format!(
+                "round {:>3} steps: already done ({})",
+                r.steps,
+                r.dir.display()
+            ),
             false => format!(
                 "round {:>3} steps: final loss {:.4}, {:.1} s ({})",
                 r.steps,
@@ -211,9 +215,9 @@ pub fn distil(
     Ok(match stage {
         Stage::Guided => Distilled::Run(guided::run_guided(source, students, opts)?),
         Stage::Consistency => Distilled::Run(consistency::run_consistency(source, students, opts)?),
-        Stage::Progressive => {
-            Distilled::Rounds(progressive::run_progressive(source, to_steps, students, opts)?)
-        }
+        Stage::Progressive => Distilled::Rounds(progressive::run_progressive(
+            source, to_steps, students, opts,
+        )?),
         other => anyhow::bail!("`{}` is not a distillation stage", other.name()),
     })
 }

@@ -52,7 +52,45 @@ pub fn train_for(
         .map(|o| format!(", frame-order accuracy {:.2}%", 100.0 * o))
         .unwrap_or_default();
     Ok(match kept {
-        true => format!("kept, feature network test accuracy {:.2}%", 100.0 * m.test_accuracy),
-        false => format!("feature network test accuracy {:.2}%{order}", 100.0 * m.test_accuracy),
+        true => format!(
+            "kept, feature network test accuracy {:.2}%",
+            100.0 * m.test_accuracy
+        ),
+        false => format!(
+            "feature network test accuracy {:.2}%{order}",
+            100.0 * m.test_accuracy
+        ),
     })
+}
+
+/// What `fewstep eval train-features` says of a network it trained on `data` into `out`.
+pub fn describe(
+    cfg: &ClassifierConfig,
+    meta: &FeatureMeta,
+    data: &DataConfig,
+    out: &Path,
+) -> String {
+    let net = if meta.shape.is_clip() {
+        "3D-conv clip net"
+    } else {
+        "LeNet"
+    };
+    let order = meta
+        .order_accuracy
+        .map(|o| {
+            format!(
+                "frame order (true vs shuffled) test accuracy {:.2}%\n",
+                100.0 * o
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "{order}feature network ({net}, {}-d features) trained on {} in {:.0} s: test accuracy {:.2}% on {} examples; saved in {}",
+        cfg.feature_dim,
+        data.name(),
+        meta.train_seconds,
+        100.0 * meta.test_accuracy,
+        meta.test_examples,
+        out.display()
+    )
 }

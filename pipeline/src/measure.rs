@@ -74,8 +74,48 @@ impl SampleSet {
     }
 }
 
+/// What `fewstep eval fid` found: the metrics and what they were measured on.
+#[derive(Debug, Clone)]
+pub struct FidOutcome {
+    pub metrics: Metrics,
+    /// "FID" or "FVD".
+    pub metric: &'static str,
+    /// The feature space's name.
+    pub features: String,
+    pub k: usize,
+    pub samples: String,
+    pub reference: String,
+}
+
+impl FidOutcome {
+    pub fn json(&self) -> serde_json::Value {
+        let m = &self.metrics;
+        serde_json::json!({
+            "fid": m.fid, "metric": self.metric, "n_samples": m.n_samples,
+            "n_reference": m.n_reference, "features": self.features,
+            "class_accuracy": m.class_accuracy, "precision": m.precision, "recall": m.recall,
+            "k": self.k, "samples": self.samples, "reference": self.reference,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        let m = &self.metrics;
+        let mut t = format!(
+            "{} ({}) = {:.4}  [{} samples vs {} reference]\n",
+            self.metric, self.features, m.fid, m.n_samples, m.n_reference
+        );
+        if let Some(a) = m.class_accuracy {
+            t += &format!("class accuracy {:.2}%\n", 100.0 * a);
+        }
+        t + &format!(
+            "precision {:.4}, recall {:.4} (k = {})",
+            m.precision, m.recall, self.k
+        )
+    }
+}
+
 /// `samples` scored against `reference` in the feature space `features`: FID (FVD on clips),
-/// class accuracy, precision/recall at `k`. Returns the metrics and the space's metric and name.
+/// class accuracy, precision/recall at `k`.
 pub fn fid(
     samples: &SampleSet,
     reference: &str,
@@ -83,7 +123,7 @@ pub fn fid(
     data: Option<&std::path::Path>,
     k: usize,
     device: &Device,
-) -> Result<(Metrics, &'static str, String)> {
+) -> Result<FidOutcome> {
     let mut space = FeatureSpace::load(features, device)?;
     let channels = space.shape().map(|s| s.channels).unwrap_or(1);
     let (ref_imgs, _, ref_shape) = image_source(reference, data, channels)?;
@@ -104,8 +144,15 @@ pub fn fid(
         );
     }
     let r = Reference::new(&space, &ref_imgs, ref_shape, device)?;
-    let m = score(&space, &r, &imgs, &classes, shape, k, device)?;
-    Ok((m, space.metric(), space.name()))
+    let metrics = score(&space, &r, &imgs, &classes, shape, k, device)?;
+    Ok(FidOutcome {
+        metrics,
+        metric: space.metric(),
+        features: space.name(),
+        k,
+        samples: samples.describe(),
+        reference: reference.to_string(),
+    })
 }
 
 /// Median, min and max seconds of `reps` sampling runs of one batch (after a warm-up run), and
@@ -116,6 +163,39 @@ pub struct Latency {
     pub max_s: f64,
     pub reps: usize,
     pub nfe: usize,
+    pub kind: teacher::recipe::ModelKind,
+    pub steps: usize,
+    pub batch: usize,
+}
+
+impl Latency {
+    pub fn images_per_s(&self) -> f64 {
+        self.batch as f64 / self.median_s
+    }
+
+    /// As JSON, naming the model file `model`.
+    pub fn json(&self, model: &std::path::Path) -> serde_json::Value {
+        serde_json::json!({
+            "model": model.display().to_string(), "kind": self.kind, "steps": self.steps,
+            "nfe": self.nfe, "batch": self.batch, "median_s": self.median_s, "min_s": self.min_s,
+            "max_s": self.max_s, "images_per_s": self.images_per_s(), "reps": self.reps,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "{} {} steps (NFE {}), batch {}: median {:.1} ms (min {:.1}, max {:.1} over {} runs) → {:.1} img/s",
+            self.kind.name(),
+            self.steps,
+            self.nfe,
+            self.batch,
+            self.median_s * 1e3,
+            self.min_s * 1e3,
+            self.max_s * 1e3,
+            self.reps,
+            self.images_per_s()
+        )
+    }
 }
 
 /// Time sampling one batch of `batch` images from `ck` at `steps` steps.
@@ -147,16 +227,50 @@ pub fn latency(
         max_s: times[times.len() - 1],
         reps: times.len(),
         nfe,
+        kind: ck.header.kind(),
+        steps,
+        batch,
     })
 }
 
-/// Class accuracy of the sample folder `samples` under the feature network in `features`:
-/// (correct, total, the network's metadata).
+/// What `fewstep eval classify` found.
+pub struct Classified {
+    pub correct: usize,
+    pub n: usize,
+    pub meta: eval::classifier::FeatureMeta,
+}
+
+impl Classified {
+    pub fn accuracy(&self) -> f64 {
+        self.correct as f64 / self.n as f64
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::json!({
+            "class_accuracy": self.accuracy(), "n_samples": self.n,
+            "features": format!("LeNet ({})", self.meta.dataset),
+            "classifier_test_accuracy": self.meta.test_accuracy,
+        })
+    }
+
+    pub fn text(&self) -> String {
+        format!(
+            "class accuracy {:.2}% ({}/{}) under the LeNet classifier trained on {} (its own test accuracy {:.2}%)",
+            100.0 * self.accuracy(),
+            self.correct,
+            self.n,
+            self.meta.dataset,
+            100.0 * self.meta.test_accuracy
+        )
+    }
+}
+
+/// Class accuracy of the sample folder `samples` under the feature network in `features`.
 pub fn classify(
     samples: &std::path::Path,
     features: &std::path::Path,
     device: &Device,
-) -> Result<(usize, usize, eval::classifier::FeatureMeta)> {
+) -> Result<Classified> {
     let (model, meta) = eval::classifier::load_classifier(features, device)?;
     let set = eval::samples::load_samples(samples, meta.shape.channels)?;
     if set.shape != meta.shape {
@@ -171,6 +285,14 @@ pub fn classify(
         );
     }
     let pred = eval::classifier::predict(&model, &set.images, set.shape, device);
-    let correct = pred.iter().zip(&set.classes).filter(|(p, c)| p == c).count();
-    Ok((correct, set.classes.len(), meta))
+    let correct = pred
+        .iter()
+        .zip(&set.classes)
+        .filter(|(p, c)| p == c)
+        .count();
+    Ok(Classified {
+        correct,
+        n: set.classes.len(),
+        meta,
+    })
 }

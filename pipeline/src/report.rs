@@ -66,7 +66,10 @@ impl ReportSettings {
             let t = teacher_dir.display();
             (format!("run:{t}:test"), format!("run:{t}:train:{}", e.n))
         } else {
-            (format!("{dataset}-test"), format!("{dataset}-train:{}", e.n))
+            (
+                format!("{dataset}-test"),
+                format!("{dataset}-train:{}", e.n),
+            )
         };
         let dir = |st: Stage| match st {
             Stage::Teacher => teacher_dir.to_path_buf(),
@@ -223,7 +226,10 @@ fn model_result(
     let (mut animation, mut first_clip) = (None, None);
     if shape.is_clip() {
         // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
-        first_clip = Some((format!("{name} · {steps} steps · NFE {}", s.nfe), imgs[0].to_vec()));
+        first_clip = Some((
+            format!("{name} · {steps} steps · NFE {}", s.nfe),
+            imgs[0].to_vec(),
+        ));
         let strip = &imgs[..imgs.len().min(cols)];
         teacher::clip_io::write_strip(&args.out.join(&grid_file), strip, shape)?;
         let anim = format!("anim-{name}-{steps:03}.png");
@@ -282,7 +288,9 @@ fn guidance_sweep(
 
 /// The most steps of `sampler` whose NFE (with CFG's 2 per call at `w`) fits in `budget`.
 pub fn steps_within(sampler: Sampler, budget: usize, per_call: usize) -> Option<usize> {
-    (1..=budget).rev().find(|&s| sampler.calls(s) * per_call <= budget)
+    (1..=budget)
+        .rev()
+        .find(|&s| sampler.calls(s) * per_call <= budget)
 }
 
 /// "Teacher solvers at equal NFE": Euler, Heun and DPM-Solver++(2M) on the teacher at each
@@ -296,7 +304,11 @@ fn solver_section(args: &ReportSettings, ck: &Checkpoint, scoring: &Scoring) -> 
          counting {per_call} per call at w = {}), n = {} per row, seed {}, against `{}`. Heun \
          takes the most steps whose NFE fits the budget (2·steps − 1 calls).\n\n\
          | NFE budget | solver | steps | NFE | {} | s / 1,000 |\n|---:|---|---:|---:|---:|---:|\n",
-        args.guidance, args.n, args.seed, args.reference, scoring.space.metric()
+        args.guidance,
+        args.n,
+        args.seed,
+        args.reference,
+        scoring.space.metric()
     );
     let mut rows = Vec::new();
     for &budget in &args.solver_nfe {
@@ -315,8 +327,10 @@ fn solver_section(args: &ReportSettings, ck: &Checkpoint, scoring: &Scoring) -> 
                 s.nfe,
                 m.fid
             );
-            rows.push(serde_json::json!({"budget": budget, "sampler": sampler, "steps": steps,
-                "nfe": s.nfe, "fid": m.fid, "seconds_per_1000": per_1000}));
+            rows.push(
+                serde_json::json!({"budget": budget, "sampler": sampler, "steps": steps,
+                "nfe": s.nfe, "fid": m.fid, "seconds_per_1000": per_1000}),
+            );
         }
     }
     Ok(Section {
@@ -398,4 +412,25 @@ pub fn report_with(
         println!("headline: best 4-step student {d} = {f:.3}× teacher-50's, {s:.1}× faster");
     }
     Ok(())
+}
+
+/// `fewstep eval render`: re-draw the report in `dir` from its `results.json`; returns the
+/// path of the new `report.md`.
+pub fn rerender(dir: &Path) -> Result<PathBuf> {
+    use anyhow::Context;
+    let path = dir.join("results.json");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "cannot read `{}`: pass a folder written by `fewstep eval report`",
+            path.display()
+        )
+    })?;
+    let results: Results = serde_json::from_str(&text).with_context(|| {
+        format!(
+            "`{}` is not a fewstep results file: re-run `fewstep eval report`",
+            path.display()
+        )
+    })?;
+    write_report(dir, &results)?;
+    Ok(dir.join("report.md"))
 }

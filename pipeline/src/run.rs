@@ -156,7 +156,10 @@ fn stage_hashes(cfg: &PipelineConfig, data: &str, teacher: Option<String>) -> Ve
                 let mut parts = vec![stage.name().to_string()];
                 parts.extend(stage.identity(cfg, data));
                 for read in stage.reads() {
-                    let (_, h) = out.iter().find(|(s, _)| s == read).expect("reads come earlier");
+                    let (_, h) = out
+                        .iter()
+                        .find(|(s, _)| s == read)
+                        .expect("reads come earlier");
                     parts.push(h.clone());
                 }
                 hash_of(&parts.iter().map(String::as_str).collect::<Vec<_>>())
@@ -226,7 +229,10 @@ impl Ctx<'_> {
         match stage {
             Stage::Teacher => {
                 let opts = self.train_options(self.dir(stage));
-                Ok(trained(&teacher::train::train_teacher(&cfg.teacher, &opts)?))
+                Ok(trained(&teacher::train::train_teacher(
+                    &cfg.teacher,
+                    &opts,
+                )?))
             }
             Stage::Guided | Stage::Progressive | Stage::Consistency => {
                 let mut opts = self.train_options(self.dir(stage));
@@ -261,7 +267,8 @@ impl Ctx<'_> {
             crate::serving::section(&self.dir(Stage::Export))?,
             crate::cost::training_cost(cfg, self.teacher.batch, dirs, seconds),
         ];
-        let settings = ReportSettings::for_pipeline(cfg, &self.teacher.dir, run, self.s.data.clone());
+        let settings =
+            ReportSettings::for_pipeline(cfg, &self.teacher.dir, run, self.s.data.clone());
         crate::report::report_with(&settings, &self.s.device, self.s.quiet, sections)?;
         Ok("report.md, report.html, results.json".into())
     }
@@ -271,7 +278,8 @@ impl Ctx<'_> {
 pub fn run_pipeline(s: &PipelineSettings) -> Result<()> {
     let run = &s.out;
     if !s.dry_run {
-        std::fs::create_dir_all(run).with_context(|| format!("cannot create `{}`", run.display()))?;
+        std::fs::create_dir_all(run)
+            .with_context(|| format!("cannot create `{}`", run.display()))?;
         let text = toml::to_string(&s.config).context("serializing the pipeline config")?;
         teacher::checkpoint::write_atomic(&run.join(CONFIG_FILE), text.as_bytes())?;
     }
@@ -280,7 +288,11 @@ pub fn run_pipeline(s: &PipelineSettings) -> Result<()> {
         s,
         teacher: TeacherRun::of(s)?,
     };
-    let data_key = s.data.as_ref().map(|d| d.display().to_string()).unwrap_or_default();
+    let data_key = s
+        .data
+        .as_ref()
+        .map(|d| d.display().to_string())
+        .unwrap_or_default();
     let hashes = stage_hashes(&s.config, &data_key, ctx.teacher.hash.clone());
     if !s.dry_run {
         state.teacher = Some(ctx.teacher.dir.clone());
@@ -305,13 +317,19 @@ pub fn run_pipeline(s: &PipelineSettings) -> Result<()> {
             continue;
         }
         if s.dry_run {
-            let verb = if run.join(stage.name()).exists() { "resume" } else { "run" };
+            let verb = if run.join(stage.name()).exists() {
+                "resume"
+            } else {
+                "run"
+            };
             println!("{}: would {verb} (hash {hash})", stage.name());
             continue;
         }
         say(format!("{} …", stage.name()));
         let t = Instant::now();
-        let what = ctx.run(stage).with_context(|| format!("pipeline stage `{}`", stage.name()))?;
+        let what = ctx
+            .run(stage)
+            .with_context(|| format!("pipeline stage `{}`", stage.name()))?;
         let seconds = t.elapsed().as_secs_f64();
         println!("{}: {what} ({seconds:.1} s)", stage.name());
         state.stages.push(StageRecord {
@@ -335,7 +353,8 @@ mod tests {
 
     #[test]
     fn shipped_default_config_is_the_default() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/pipeline.toml");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../configs/pipeline.toml");
         assert_eq!(
             PipelineConfig::from_file(&path).unwrap(),
             PipelineConfig::default()

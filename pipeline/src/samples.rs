@@ -132,7 +132,11 @@ fn write_images(s: &SampleSettings, out: &Samples, shape: ImageShape, cols: usiz
     }
     if shape.is_clip() {
         write_grid_apng(&s.out.join("grid.png"), &images, shape, cols, FPS)?;
-        write_strip(&s.out.join("strip.png"), &images[..images.len().min(10)], shape)?;
+        write_strip(
+            &s.out.join("strip.png"),
+            &images[..images.len().min(10)],
+            shape,
+        )?;
     } else {
         let (g, gshape) = grid(&images, shape, cols, display_scale(shape.height));
         write_png(&s.out.join("grid.png"), &g, gshape)?;

@@ -133,19 +133,32 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
             onnx_bytes: sampler_bytes,
             steps,
             guidance: ex.guidance,
-            inputs: unrolled.inputs.iter().map(|i| i.name().to_string()).collect(),
+            inputs: unrolled
+                .inputs
+                .iter()
+                .map(|i| i.name().to_string())
+                .collect(),
             parity: Parity::new("fewstep sample (same seed)", &rs),
         },
         triton: TritonSummary {
             model_file: show(&triton.model_file),
             config: show(&triton.config),
-            backend: if engine.built { "tensorrt_plan" } else { "onnxruntime_onnx" }.into(),
+            backend: if engine.built {
+                "tensorrt_plan"
+            } else {
+                "onnxruntime_onnx"
+            }
+            .into(),
         },
         engine,
     };
     let text = serde_json::to_string_pretty(&summary).context("serialising export.json")?;
     teacher::checkpoint::write_atomic(&out.join(SUMMARY), text.as_bytes())?;
-    let built = if summary.engine.built { "built" } else { "planned (no TensorRT here)" };
+    let built = if summary.engine.built {
+        "built"
+    } else {
+        "planned (no TensorRT here)"
+    };
     Ok(format!(
         "{} (parity {:.1e} ≤ {:.0e} under tract); unrolled sampler {:.1e}; engine {built}; Triton {}",
         onnx.display(),
@@ -210,7 +223,10 @@ pub fn section(export_dir: &Path) -> Result<eval::report::Section> {
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read `{}`: re-run the export stage", path.display()))?;
     let v: ExportSummary = serde_json::from_str(&text).with_context(|| {
-        format!("`{}` is damaged: delete the export folder and re-run", path.display())
+        format!(
+            "`{}` is damaged: delete the export folder and re-run",
+            path.display()
+        )
     })?;
     let mut md = String::new();
     let p = &v.parity;
@@ -252,7 +268,8 @@ pub fn section(export_dir: &Path) -> Result<eval::report::Section> {
 /// The engine's lines of the "Serving" section.
 fn engine_lines(md: &mut String, e: &EngineSummary) -> Result<()> {
     if let (true, Some(plan), Some(sc)) = (e.built, &e.plan, &e.sidecar) {
-        let sc = EngineSidecar::from_json(sc).map_err(|why| anyhow::anyhow!("export.json: {why}"))?;
+        let sc =
+            EngineSidecar::from_json(sc).map_err(|why| anyhow::anyhow!("export.json: {why}"))?;
         let b = sc.batch;
         let _ = writeln!(
             md,

@@ -53,10 +53,22 @@ struct CdStep<'a> {
 }
 
 impl Method for CdStep<'_> {
-    fn loss(&mut self, model: &EdmModel, target: Option<&EdmModel>, step: u64) -> Result<Tensor<1>> {
+    fn loss(
+        &mut self,
+        model: &EdmModel,
+        target: Option<&EdmModel>,
+        step: u64,
+    ) -> Result<Tensor<1>> {
         let target = target.expect("consistency distillation runs with a target network");
         let t = &self.cfg.train;
-        let mut b = draw(self.data, t.batch_size, &self.cfg.w, t.seed, step, &self.device);
+        let mut b = draw(
+            self.data,
+            t.batch_size,
+            &self.cfg.w,
+            t.seed,
+            step,
+            &self.device,
+        );
         let bsz = b.y.dims()[0];
         // Karras levels σ_max = s[0] > … > s[N−1] = σ_min; pick adjacent σ_{n+1} = s[k] > σ_n = s[k+1].
         let levels = self.grid.levels(self.cfg.grid.at(step, self.total));

@@ -8,8 +8,8 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use teacher::data::Dataset;
-use teacher::edm::per_example;
 use teacher::edm::Denoiser;
+use teacher::edm::per_example;
 use teacher::error::Result;
 use teacher::model::EdmModel;
 use teacher::recipe::{ModelKind, Recipe};
@@ -34,7 +34,14 @@ struct GuidedStep<'a> {
 impl Method for GuidedStep<'_> {
     fn loss(&mut self, model: &EdmModel, _: Option<&EdmModel>, step: u64) -> Result<Tensor<1>> {
         let t = &self.cfg.train;
-        let mut b = draw(self.data, t.batch_size, &self.cfg.w, t.seed, step, &self.device);
+        let mut b = draw(
+            self.data,
+            t.batch_size,
+            &self.cfg.w,
+            t.seed,
+            step,
+            &self.device,
+        );
         let n = b.y.dims()[0];
         // σ ~ logNormal(P_mean, P_std), x = y + σ·noise.
         let eps = normals(&mut b.rng, n);

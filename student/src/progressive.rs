@@ -71,7 +71,11 @@ impl Method for RoundStep<'_> {
         let x = b.y.clone() + b.noise.clone() * per_example::<4>(s0.clone());
         // Two teacher Euler steps σ_i → σ_{i+1} → σ_{i+2}.
         let cond = b.cond();
-        let (e0, e1, e2) = (Sigma::Each(s0.clone()), Sigma::Each(s1), Sigma::Each(s2.clone()));
+        let (e0, e1, e2) = (
+            Sigma::Each(s0.clone()),
+            Sigma::Each(s1),
+            Sigma::Each(s2.clone()),
+        );
         let x1 = euler_step(self.teacher, x.clone(), &e0, &e1, &cond);
         let x2 = euler_step(self.teacher, x1, &e1, &e2, &cond);
         let target = progressive_target(x.clone(), x2, s0.clone(), s2);
@@ -178,7 +182,10 @@ impl Round<'_> {
             final_loss,
             skipped,
         };
-        if let Some(ck) = Checkpoint::load(&dir).ok().filter(|c| c.header.step >= total) {
+        if let Some(ck) = Checkpoint::load(&dir)
+            .ok()
+            .filter(|c| c.header.step >= total)
+        {
             return Ok((ck, summary(0.0, f64::NAN, true)));
         }
         let w = self.src.w_range()?;
@@ -206,6 +213,9 @@ impl Round<'_> {
             device: opts.device.clone(),
         };
         let s = run_loop(&dir, &run, state, total, opts.quiet, &mut method)?;
-        Ok((Checkpoint::load(&dir)?, summary(s.wall_seconds, s.final_loss, false)))
+        Ok((
+            Checkpoint::load(&dir)?,
+            summary(s.wall_seconds, s.final_loss, false),
+        ))
     }
 }

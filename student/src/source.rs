@@ -51,9 +51,7 @@ impl Source {
     /// The training data of the chain's teacher; `--data DIR` overrides the recorded path.
     pub fn data(&self, data: Option<&Path>) -> Result<Dataset> {
         let recorded = self.ck.header.lineage.data_path.as_deref();
-        self.teacher_cfg
-            .data
-            .load(data.or(recorded), Split::Train)
+        self.teacher_cfg.data.load(data.or(recorded), Split::Train)
     }
 
     /// The lineage of a student distilled from this source: the root teacher's config and

@@ -98,7 +98,6 @@ pub struct TeacherConfig {
     pub train: TrainConfig,
 }
 
-
 impl TeacherConfig {
     /// Parse and validate a config file.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -128,7 +127,11 @@ impl TeacherConfig {
         self.model.validate()?;
         let d = &self.diffusion;
         if d.sigma_data.partial_cmp(&0.0) != Some(std::cmp::Ordering::Greater) {
-            return Err(Error::value("diffusion.sigma_data", d.sigma_data, "must be > 0"));
+            return Err(Error::value(
+                "diffusion.sigma_data",
+                d.sigma_data,
+                "must be > 0",
+            ));
         }
         if !(0.0..1.0).contains(&d.p_uncond) {
             return Err(Error::value(
@@ -161,7 +164,11 @@ impl TeacherConfig {
         }
         let t = &self.train;
         if t.batch_size == 0 {
-            return Err(Error::value("train.batch_size", t.batch_size, "must be ≥ 1"));
+            return Err(Error::value(
+                "train.batch_size",
+                t.batch_size,
+                "must be ≥ 1",
+            ));
         }
         if t.lr.is_nan() || t.lr <= 0.0 {
             return Err(Error::value("train.lr", t.lr, "must be > 0"));
@@ -193,7 +200,11 @@ impl TeacherConfig {
             ));
         }
         if self.data.channels != 1 && self.data.channels != 3 {
-            return Err(Error::value("data.channels", self.data.channels, "must be 1 or 3"));
+            return Err(Error::value(
+                "data.channels",
+                self.data.channels,
+                "must be 1 or 3",
+            ));
         }
         Ok(())
     }

@@ -42,9 +42,11 @@ impl<'de> Deserialize<'de> for NetworkConfig {
         if let Some(m) = v.as_object_mut() {
             m.entry("kind").or_insert_with(|| "unet".into());
         }
-        Ok(match Tagged::deserialize(v).map_err(serde::de::Error::custom)? {
-            Tagged::UNet(c) => NetworkConfig::UNet(c),
-        })
+        Ok(
+            match Tagged::deserialize(v).map_err(serde::de::Error::custom)? {
+                Tagged::UNet(c) => NetworkConfig::UNet(c),
+            },
+        )
     }
 }
 

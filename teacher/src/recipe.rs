@@ -189,7 +189,11 @@ impl Recipe {
                     if allowed.is_empty() {
                         "its own multistep consistency rule (leave `--sampler` out)".to_string()
                     } else {
-                        allowed.iter().map(|s| s.name()).collect::<Vec<_>>().join(", ")
+                        allowed
+                            .iter()
+                            .map(|s| s.name())
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     }
                 )));
             }
@@ -211,7 +215,9 @@ impl Recipe {
                 },
                 Guidance::Input(w),
             ),
-            Recipe::Progressive { steps: own, sigmas, .. } => {
+            Recipe::Progressive {
+                steps: own, sigmas, ..
+            } => {
                 if *own != steps {
                     return Err(Error::Invalid(format!(
                         "this progressive student takes {own} steps; `--steps {steps}` needs the round with that many"
@@ -273,7 +279,9 @@ impl SamplerPlan {
     pub fn describe(&self) -> String {
         match (&self.solver, self.guidance, self.kind) {
             (Solver::Consistency { .. }, _, _) => "multistep consistency, w as input".into(),
-            (Solver::Ode { sampler, .. }, Guidance::Cfg(_), _) => format!("{} + CFG", sampler.name()),
+            (Solver::Ode { sampler, .. }, Guidance::Cfg(_), _) => {
+                format!("{} + CFG", sampler.name())
+            }
             (Solver::Ode { sampler, .. }, Guidance::Input(_), ModelKind::Progressive) => {
                 let name = match sampler {
                     Sampler::Euler => "Euler (DDIM)",
@@ -305,7 +313,12 @@ impl SamplerPlan {
 
 /// One batch along `plan`: `noises[0]` is the initial unit noise, `noises[k]` the re-noising
 /// noise of step k (consistency); students read w from `cond.extra` (see [`SamplerPlan::cond`]).
-pub fn run_plan(model: &EdmModel, plan: &SamplerPlan, noises: &[Tensor<4>], cond: &Cond) -> Sampled {
+pub fn run_plan(
+    model: &EdmModel,
+    plan: &SamplerPlan,
+    noises: &[Tensor<4>],
+    cond: &Cond,
+) -> Sampled {
     match (&plan.solver, plan.guidance) {
         (Solver::Ode { sampler, sigmas }, Guidance::Cfg(w)) => {
             guided_sample(model, noises[0].clone(), sigmas, *sampler, w, cond)

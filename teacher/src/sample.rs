@@ -179,20 +179,29 @@ pub fn sample_checkpoint(
     spec: &SampleSpec,
     device: &Device,
 ) -> Result<(Samples, SamplerPlan)> {
-    let plan = ck.header.recipe.plan(spec.steps, spec.sampler, spec.guidance)?;
+    let plan = ck
+        .header
+        .recipe
+        .plan(spec.steps, spec.sampler, spec.guidance)?;
     let model = ck.inference_model(device)?;
     let shape = model.example_shape();
     let len = shape.len();
-    let s = run_batches(spec, shape, model.num_classes, device, |noise, cond, range| {
-        let n = range.len();
-        let dims = [n, shape.planes(), shape.height, shape.width];
-        let mut noises = vec![noise];
-        for k in 1..plan.noises() {
-            let z = renoise_for(range.start, n, len, spec.seed, k);
-            noises.push(Tensor::from_data(TensorData::new(z, dims), device));
-        }
-        run_plan(&model, &plan, &noises, &plan.cond(cond))
-    });
+    let s = run_batches(
+        spec,
+        shape,
+        model.num_classes,
+        device,
+        |noise, cond, range| {
+            let n = range.len();
+            let dims = [n, shape.planes(), shape.height, shape.width];
+            let mut noises = vec![noise];
+            for k in 1..plan.noises() {
+                let z = renoise_for(range.start, n, len, spec.seed, k);
+                noises.push(Tensor::from_data(TensorData::new(z, dims), device));
+            }
+            run_plan(&model, &plan, &noises, &plan.cond(cond))
+        },
+    );
     Ok((s, plan))
 }
 

@@ -52,6 +52,21 @@ pub struct TrainSummary {
     pub checkpoint: PathBuf,
 }
 
+impl TrainSummary {
+    /// One line: where the run `what` stands, its loss, speed and checkpoint.
+    pub fn describe(&self, what: &str) -> String {
+        format!(
+            "trained {what} to step {} (from {}): final loss {:.4}, {:.1} img/s, {:.1} s; checkpoint {}",
+            self.steps,
+            self.resumed_from,
+            self.final_loss,
+            self.images_per_sec,
+            self.wall_seconds,
+            self.checkpoint.display()
+        )
+    }
+}
+
 /// One training batch drawn from the step's RNG: images, labels after label dropout, σ normals
 /// and noise. A pure function of (dataset, seed, step).
 pub struct Batch {

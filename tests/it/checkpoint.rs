@@ -1,16 +1,17 @@
 //! Checkpoints: bit-exact round trip, atomic writes, and clear errors for bad files.
 
 use burn::module::Module;
-use teacher::checkpoint::{Checkpoint, FORMAT_VERSION, Header, ModelKind, module_bytes};
+use teacher::checkpoint::{Checkpoint, FORMAT_VERSION, Header, Lineage, module_bytes};
 use teacher::edm::precond::Precond;
-use teacher::model::ModelSpec;
+use teacher::model::{ModelSpec, NetworkConfig};
+use teacher::recipe::Recipe;
 use teacher::unet::ImageShape;
 
-use crate::fixtures::{device, temp_dir, tiny_config};
+use crate::fixtures::{device, temp_dir, tiny_config, tiny_unet};
 
 fn spec() -> ModelSpec {
     ModelSpec {
-        unet: tiny_config().model,
+        net: NetworkConfig::UNet(tiny_unet()),
         shape: ImageShape {
             channels: 1,
             height: 8,
@@ -26,12 +27,18 @@ fn spec() -> ModelSpec {
 fn header() -> Header {
     Header {
         format: FORMAT_VERSION,
-        kind: ModelKind::Teacher,
+        recipe: Recipe::Teacher {
+            grid: tiny_config().diffusion.grid,
+        },
         step: 7,
         seed: 3,
         spec: spec(),
         config: tiny_config().to_toml(),
-        extra: Default::default(),
+        lineage: Lineage {
+            teacher_config: tiny_config().to_toml(),
+            data_path: None,
+            source: None,
+        },
         blobs: vec![],
     }
 }
@@ -88,10 +95,10 @@ fn bad_checkpoint_files_give_clear_errors() {
     // Weights that do not fit the network.
     let d = device();
     let other = ModelSpec {
-        unet: teacher::unet::UNetConfig {
+        net: NetworkConfig::UNet(teacher::unet::UNetConfig {
             model_channels: 16,
-            ..tiny_config().model
-        },
+            ..tiny_unet()
+        }),
         ..spec()
     };
     let ck = Checkpoint::new(header()).with_blob("model", module_bytes(other.init(&d)));

@@ -124,8 +124,15 @@ pub fn perturbed_model(precond: teacher::edm::precond::Precond) -> teacher::mode
     perturbed_model_of(
         precond,
         teacher::unet::ImageShape::image(1, 8, 8),
-        tiny_config().model,
+        tiny_unet(),
     )
+}
+
+/// The U-Net of [`tiny_config`].
+pub fn tiny_unet() -> teacher::unet::UNetConfig {
+    match tiny_config().model {
+        teacher::model::NetworkConfig::UNet(u) => u,
+    }
 }
 
 /// [`perturbed_model`] for any example shape (clips too) and network config.
@@ -154,7 +161,7 @@ pub fn perturbed_model_of(
     let d = device();
     d.seed(1);
     let spec = teacher::model::ModelSpec {
-        unet,
+        net: teacher::model::NetworkConfig::UNet(unet),
         shape,
         num_classes: 10,
         sigma_data: 0.5,

@@ -3,7 +3,6 @@
 mod checkpoint;
 mod cli;
 mod data;
-mod edm;
 mod eval;
 mod fixtures;
 mod pipeline;

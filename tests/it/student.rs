@@ -5,29 +5,26 @@ use std::path::Path;
 
 use burn::tensor::{Int, Tensor, TensorData};
 use student::config::Metric;
-use student::consistency::{distance, heun_step, multistep_sigmas};
-use student::guided_teacher::{DenoiseW, GuidedTeacher};
-use student::progressive::{euler_step, halve_grid, progressive_target};
+use student::consistency::distance;
+use student::guided_teacher::GuidedTeacher;
+use student::progressive::{halve_grid, progressive_target};
 use student::schedule::{GridSize, TargetEma};
-use teacher::edm::per_example;
 use teacher::edm::precond::Precond;
 use teacher::edm::sigma_grid::SigmaGrid;
+use teacher::edm::solver::{Sigma, euler_step, heun_step};
+use teacher::edm::{Cond, Denoiser, per_example};
 use teacher::rng::{Stream, normals, rng};
 
 use crate::fixtures::{device, err, fewstep, ok, perturbed_model, temp_dir, values};
 
 /// The Gaussian-data denoiser with a w-dependent pull, D_w(x; σ) = x·σ_d²/(σ² + σ_d²)·(1 + w/10):
 /// closed form, so the targets below need no training. (Any D_w works for the algebra tested.)
+/// w comes per example in `cond.extra`, as for every guided denoiser.
 struct IdealGuided;
 
-impl DenoiseW for IdealGuided {
-    fn denoise_w(
-        &self,
-        x: Tensor<4>,
-        sigma: Tensor<1>,
-        _c: Tensor<1, Int>,
-        w: Tensor<1>,
-    ) -> Tensor<4> {
+impl Denoiser for IdealGuided {
+    fn denoise(&self, x: Tensor<4>, sigma: Tensor<1>, cond: &Cond) -> Tensor<4> {
+        let w = cond.extra.clone().expect("w per example");
         let sd2 = 0.25;
         let scale = (sigma.clone() * sigma)
             .add_scalar(sd2)
@@ -63,15 +60,17 @@ fn one_student_step_with_the_progressive_target_lands_on_two_teacher_steps() {
     ) * per_example::<4>(s0.clone());
     let class = Tensor::<1, Int>::zeros([n], &d);
     let w = t1(&[0.0, 1.0, 2.5, 4.0]);
-    let x1 = euler_step(
-        &IdealGuided,
-        x.clone(),
-        s0.clone(),
-        s1.clone(),
-        class.clone(),
-        w.clone(),
+    let cond = Cond {
+        class,
+        extra: Some(w),
+    };
+    let (e0, e1, e2) = (
+        Sigma::Each(s0.clone()),
+        Sigma::Each(s1),
+        Sigma::Each(s2.clone()),
     );
-    let x2 = euler_step(&IdealGuided, x1, s1, s2.clone(), class, w);
+    let x1 = euler_step(&IdealGuided, x.clone(), &e0, &e1, &cond);
+    let x2 = euler_step(&IdealGuided, x1, &e1, &e2, &cond);
     let target = progressive_target(x.clone(), x2.clone(), s0.clone(), s2.clone());
     // The student's Euler step σ_i → σ_{i+2} with D = x̂: x + (σ_{i+2} − σ_i)·(x − x̂)/σ_i.
     let student = x.clone()
@@ -137,7 +136,11 @@ fn guided_target_is_cfg_with_per_example_w() {
     let d_c = values(model.forward(x.clone(), sigma.clone(), class.clone(), None));
     let d_u = values(model.forward(x.clone(), sigma.clone(), Tensor::full([3], 10, &d), None));
     let teacher = GuidedTeacher::Cfg(model);
-    let got = values(teacher.denoise_w(x, sigma, class, t1(&w)));
+    let cond = Cond {
+        class,
+        extra: Some(t1(&w)),
+    };
+    let got = values(teacher.denoise(x, sigma, &cond));
     for (i, g) in got.iter().enumerate() {
         // D_u + w·(D_c − D_u) with example i's w.
         let e = d_u[i] + w[i / 64] as f32 * (d_c[i] - d_u[i]);
@@ -152,13 +155,16 @@ fn heun_step_is_exact_enough_on_the_gaussian() {
     // one Heun step from 1.0 to 0.8 is second-order accurate: error ≪ 1e-3 relative.
     let d = device();
     let x = Tensor::<4>::ones([1, 1, 2, 2], &d);
+    let cond = Cond {
+        class: Tensor::zeros([1], &d),
+        extra: Some(t1(&[0.0])),
+    };
     let out = values(heun_step(
         &IdealGuided,
         x,
-        t1(&[1.0]),
-        t1(&[0.8]),
-        Tensor::zeros([1], &d),
-        t1(&[0.0]),
+        &Sigma::Each(t1(&[1.0])),
+        &Sigma::Each(t1(&[0.8])),
+        &cond,
     ));
     let exact = ((0.64f64 + 0.25) / (1.0 + 0.25)).sqrt() as f32;
     assert!(
@@ -188,8 +194,8 @@ fn curricula_against_hand_values() {
     assert_eq!(GridSize::Fixed { n: 18 }.at(5, 10), 18);
     // Multistep σ's: 1 step starts at σ_max; 2 steps add the middle of a 3-level grid (2.51522).
     let g = SigmaGrid::default();
-    assert_eq!(multistep_sigmas(&g, 1), vec![80.0]);
-    let two = multistep_sigmas(&g, 2);
+    assert_eq!(g.consistency(1), vec![80.0]);
+    let two = g.consistency(2);
     assert!((two[1] - 2.51522).abs() < 1e-4, "{two:?}");
 }
 

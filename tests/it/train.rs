@@ -63,7 +63,10 @@ fn existing_run_is_never_overwritten_without_resume() {
     assert_eq!(std::fs::read(dir.join("checkpoint.fsk")).unwrap(), before);
     // Resuming with another network is refused too.
     let mut other = cfg.clone();
-    other.model.model_channels = 16;
+    other.model = teacher::model::NetworkConfig::UNet(teacher::unet::UNetConfig {
+        model_channels: 16,
+        ..crate::fixtures::tiny_unet()
+    });
     let e = train_teacher(&other, &opts(&dir, 4, true))
         .unwrap_err()
         .to_string();

@@ -9,9 +9,7 @@ use teacher::edm::loss::{LogNormal, edm_loss};
 use teacher::edm::precond::Precond;
 use teacher::unet::ImageShape;
 
-use crate::fixtures::{
-    IdealGaussian, device, fewstep, ok, perturbed_model_of, temp_dir, tiny_config, values,
-};
+use crate::fixtures::{IdealGaussian, device, fewstep, ok, perturbed_model_of, temp_dir, values};
 use crate::student::TINY_STUDENTS;
 
 /// A 4-frame 8×8 clip shape.
@@ -39,7 +37,7 @@ fn max_diff(a: &[f32], b: &[f32]) -> f32 {
 fn space_time_unet_couples_frames_through_time_and_never_across_clips() {
     let d = device();
     let model = |kernel: usize| {
-        let mut unet = tiny_config().model;
+        let mut unet = crate::fixtures::tiny_unet();
         unet.attn_resolutions = vec![];
         unet.temporal_kernel = kernel;
         perturbed_model_of(Precond::Edm, CLIP, unet)

@@ -3,8 +3,8 @@
 use export::check::{CheckOptions, check};
 use export::source::Source;
 use export::{BatchMode, ExportOptions, Opset, export_model, write_model};
-use teacher::checkpoint::ModelKind;
 use teacher::edm::precond::Precond;
+use teacher::recipe::ModelKind;
 
 use crate::fixtures::{device, save_model, student_spec, teacher_spec, temp_dir};
 

@@ -5,9 +5,11 @@ use std::path::{Path, PathBuf};
 
 use burn::module::{Module, ModuleMapper, Param};
 use burn::tensor::{Device, Tensor, TensorData};
-use teacher::checkpoint::{Checkpoint, FORMAT_VERSION, Header, ModelKind, module_bytes};
+use teacher::checkpoint::{Checkpoint, FORMAT_VERSION, Header, Lineage, module_bytes};
 use teacher::edm::precond::Precond;
-use teacher::model::ModelSpec;
+use teacher::edm::sigma_grid::SigmaGrid;
+use teacher::model::{ModelSpec, NetworkConfig};
+use teacher::recipe::{ModelKind, Recipe, WRange};
 use teacher::rng::{Stream, normals, rng};
 use teacher::unet::{ImageShape, UNetConfig};
 
@@ -28,7 +30,7 @@ pub fn temp_dir(name: &str) -> PathBuf {
 /// embedding with its null class.
 fn tiny_spec(attn_heads: usize, shape: ImageShape, precond: Precond) -> ModelSpec {
     ModelSpec {
-        unet: UNetConfig {
+        net: NetworkConfig::UNet(UNetConfig {
             model_channels: 8,
             channel_mult: vec![1, 2],
             num_blocks: 1,
@@ -36,7 +38,7 @@ fn tiny_spec(attn_heads: usize, shape: ImageShape, precond: Precond) -> ModelSpe
             attn_heads,
             norm_groups: 4,
             ..UNetConfig::default()
-        },
+        }),
         shape,
         num_classes: 10,
         sigma_data: 0.5,
@@ -84,26 +86,40 @@ impl ModuleMapper for Jitter {
     }
 }
 
+/// The recipe of a test model of `kind` on the default Karras grid, students trained on
+/// w ∈ [0, 4]; a progressive student takes 2 steps on σ = (80, 1.2, 0).
+pub fn recipe(kind: ModelKind) -> Recipe {
+    let grid = SigmaGrid::default();
+    let w = WRange { min: 0.0, max: 4.0 };
+    match kind {
+        ModelKind::Teacher => Recipe::Teacher { grid },
+        ModelKind::Guided => Recipe::Guided { grid, w },
+        ModelKind::Consistency => Recipe::Consistency { grid, w },
+        ModelKind::Progressive => Recipe::Progressive {
+            steps: 2,
+            sigmas: vec![80.0, 1.2, 0.0],
+            w,
+        },
+    }
+}
+
 /// Write a checkpoint of a perturbed `spec` network to `dir/checkpoint.fsk`; returns `dir`.
 pub fn save_model(dir: &Path, kind: ModelKind, spec: ModelSpec, seed: u64) -> PathBuf {
     let d = device();
     d.seed(seed);
     let model = spec.init(&d).map(&mut Jitter(seed * 1000));
-    let mut extra = serde_json::Map::new();
-    if kind != ModelKind::Teacher {
-        extra.insert(
-            "w_range".into(),
-            serde_json::json!({"min": 0.0, "max": 4.0}),
-        );
-    }
     let header = Header {
         format: FORMAT_VERSION,
-        kind,
+        recipe: recipe(kind),
         step: 1,
         seed,
         spec,
         config: String::new(),
-        extra,
+        lineage: Lineage {
+            teacher_config: String::new(),
+            data_path: None,
+            source: None,
+        },
         blobs: Vec::new(),
     };
     Checkpoint::new(header)

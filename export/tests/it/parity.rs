@@ -10,8 +10,8 @@ use export::report::OpReport;
 use export::runtime::{TractPlan, match_inputs};
 use export::source::Source;
 use export::{BatchMode, ExportOptions, Opset, Precision, export_model, write_model};
-use teacher::checkpoint::ModelKind;
 use teacher::edm::precond::Precond;
+use teacher::recipe::ModelKind;
 
 use crate::fixtures::{device, save_model, student_spec, teacher_spec, temp_dir};
 

@@ -5,7 +5,7 @@ use export::onnx::read_model;
 use export::report::{OpReport, TENSORRT_OPS};
 use export::source::Source;
 use export::{ExportOptions, export_model, write_model};
-use teacher::checkpoint::ModelKind;
+use teacher::recipe::ModelKind;
 
 use crate::fixtures::{device, save_model, teacher_spec, temp_dir};
 

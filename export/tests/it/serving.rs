@@ -11,8 +11,8 @@ use export::onnx::{declared_inputs, read_model};
 use export::source::Source;
 use export::triton::{TritonOptions, triton_type, write_repository};
 use export::{BatchMode, ExportOptions, export_model, write_model};
-use teacher::checkpoint::ModelKind;
 use teacher::edm::precond::Precond;
+use teacher::recipe::ModelKind;
 
 use crate::fixtures::{device, save_model, student_spec, temp_dir};
 

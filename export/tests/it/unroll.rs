@@ -9,8 +9,9 @@ use export::onnx::{declared_inputs, declared_outputs, read_model};
 use export::runtime::{TractPlan, match_inputs};
 use export::source::Source;
 use export::{ExportOptions, export_model, write_model};
-use teacher::checkpoint::{Checkpoint, ModelKind};
+use teacher::checkpoint::Checkpoint;
 use teacher::edm::precond::Precond;
+use teacher::recipe::ModelKind;
 use teacher::sample::{ClassChoice, SampleSpec};
 
 use crate::fixtures::{device, save_model, student_spec, teacher_spec, temp_dir};
@@ -47,13 +48,13 @@ fn tract_vs_sample(
         n,
         classes: ClassChoice::All,
         steps: u.steps,
-        sampler: u.plan.sampler,
+        sampler: u.plan.sampler(),
         guidance: u.guidance,
         seed,
         batch_size: n,
     };
     let ck = Checkpoint::load(&source.path).unwrap();
-    let (want, _) = student::sample::sample_any(&ck, &spec, &device()).unwrap();
+    let (want, _) = teacher::sample::sample_checkpoint(&ck, &spec, &device()).unwrap();
     (got, want.images)
 }
 
@@ -141,20 +142,14 @@ fn unrolled_teacher_bakes_in_cfg_and_progressive_needs_its_own_step_count() {
     let path = export(&source, &dir, "teacher-2.onnx");
     // CFG at w = 2: two evaluations per step inside the graph; w is not an input.
     assert_eq!(input_names(&path), ["noise", "class"]);
-    assert_eq!(source.unroll.as_ref().unwrap().plan.nfe(2), 4);
+    assert_eq!(source.unroll.as_ref().unwrap().plan.nfe(), 4);
     let (got, want) = tract_vs_sample(&path, &source, 3, 1);
     assert!(max_abs_diff(&got, &want) <= 1e-4);
 
-    // A progressive round samples only on its own distilled grid.
+    // A progressive round samples only on its own distilled grid (2 steps, see `recipe`).
     let p = dir.join("progressive");
     std::fs::create_dir_all(&p).unwrap();
     let prog = save_model(&p, ModelKind::Progressive, student_spec(Precond::Edm), 14);
-    let mut ck = Checkpoint::load(&prog).unwrap();
-    ck.header.extra.insert("steps".into(), 2.into());
-    ck.header
-        .extra
-        .insert("sigmas".into(), serde_json::json!([80.0, 1.2, 0.0]));
-    ck.save(&prog.join(teacher::checkpoint::LATEST)).unwrap();
     let source = Source::load_unrolled(&prog, 2, 1.0, &device()).unwrap();
     let path = export(&source, &dir, "prog-2.onnx");
     let (got, want) = tract_vs_sample(&path, &source, 2, 3);

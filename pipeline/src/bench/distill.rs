@@ -79,7 +79,9 @@ pub fn measure(
     }
     let mut short = cfg.clone();
     for stage in training_stages() {
-        let t = stage.train_config_mut(&mut short).expect("a training stage");
+        let t = stage
+            .train_config_mut(&mut short)
+            .expect("a training stage");
         *t = timing(t, k);
     }
     let mut stages = Vec::new();

@@ -313,7 +313,14 @@ pub fn suite(a: &SuiteSettings, device: &Device, quiet: bool) -> Result<String> 
         let data = a.data.as_deref().or(pr.data.as_deref());
         let scratch = a.run.join("bench-scratch");
         let k = a.distill_steps;
-        suite.distill = Some(distill::measure(&c, &pr.teacher, data, k, &scratch, device)?);
+        suite.distill = Some(distill::measure(
+            &c,
+            &pr.teacher,
+            data,
+            k,
+            &scratch,
+            device,
+        )?);
     }
     suite.skipped = skipped;
     std::fs::create_dir_all(&out).with_context(|| format!("cannot create `{}`", out.display()))?;

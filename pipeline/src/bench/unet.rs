@@ -20,7 +20,6 @@ use teacher::model::{EdmModel, ModelSpec};
 
 use export::bench::median;
 
-
 /// Median throughput of one U-Net.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct UnetTiming {
@@ -68,7 +67,10 @@ pub fn time_unet(
 fn randn(dims: [usize; 4], dev: &Device) -> Tensor<4> {
     let n = dims.iter().product();
     let mut rng = teacher::rng::rng(0, teacher::rng::Stream::Eval, 0);
-    Tensor::<4>::from_data(TensorData::new(teacher::rng::normals(&mut rng, n), dims), dev)
+    Tensor::<4>::from_data(
+        TensorData::new(teacher::rng::normals(&mut rng, n), dims),
+        dev,
+    )
 }
 
 /// Class labels 0, 1, …, 9, 0, … for a batch of `b`.

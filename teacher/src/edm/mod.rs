@@ -4,8 +4,8 @@
 pub mod guidance;
 pub mod loss;
 pub mod precond;
-pub mod solver;
 pub mod sigma_grid;
+pub mod solver;
 
 use burn::tensor::{Int, Tensor};
 

@@ -133,7 +133,11 @@ pub fn heun_step(
     let dt = sigma_next.minus(sigma);
     let d = to_d(x.clone(), sigma, denoise(den, &x, sigma, cond));
     let x_euler = x.clone() + dt.times(d.clone());
-    let d_next = to_d(x_euler.clone(), sigma_next, denoise(den, &x_euler, sigma_next, cond));
+    let d_next = to_d(
+        x_euler.clone(),
+        sigma_next,
+        denoise(den, &x_euler, sigma_next, cond),
+    );
     x + dt.times((d + d_next).mul_scalar(0.5))
 }
 

@@ -1,20 +1,86 @@
-//! The diffusion core against hand values and the closed-form Gaussian denoiser.
+//! The diffusion core against hand values and the closed-form Gaussian denoiser
+//! (`cargo test -p teacher`).
 
-use burn::tensor::{Int, Tensor, TensorData};
+use burn::tensor::{Device, Int, Tensor, TensorData};
 use teacher::edm::guidance::{Guided, cfg};
 use teacher::edm::loss::loss_weight;
 use teacher::edm::precond::{
     Precond, c_in, c_noise, c_out, c_out_consistency, c_skip, c_skip_consistency,
 };
-use teacher::edm::sampler::{Sampler, sample};
 use teacher::edm::sigma_grid::SigmaGrid;
-use teacher::edm::{Cond, Denoiser};
+use teacher::edm::solver::{Sampler, sample};
+use teacher::edm::{Cond, Denoiser, per_example};
 use teacher::ema::ema_beta;
 use teacher::rng::{Stream, normals, rng};
 
-use crate::fixtures::{IdealGaussian, device, values};
-
 const SD: f64 = 0.5;
+
+/// The ideal denoiser for data ~ N(0, σ_d² I): D(x; σ) = x·σ_d²/(σ² + σ_d²)
+/// (the posterior mean E[y | y + σn = x] of a Gaussian prior).
+struct IdealGaussian {
+    sigma_data: f64,
+}
+
+impl Denoiser for IdealGaussian {
+    fn denoise(&self, x: Tensor<4>, sigma: Tensor<1>, _cond: &Cond) -> Tensor<4> {
+        let sd2 = self.sigma_data * self.sigma_data;
+        let scale = (sigma.clone() * sigma)
+            .add_scalar(sd2)
+            .recip()
+            .mul_scalar(sd2);
+        x * per_example::<4>(scale)
+    }
+}
+
+fn device() -> Device {
+    Device::flex()
+}
+
+/// A tiny U-Net (8×8 digits, 10 classes) with seeded noise on every parameter, so that the
+/// zero-initialised output layer carries signal and D_c ≠ D_u.
+fn perturbed_model() -> teacher::model::EdmModel {
+    use burn::module::{Module, ModuleMapper, Param};
+    use teacher::model::{ModelSpec, NetworkConfig};
+    use teacher::unet::{ImageShape, UNetConfig};
+    struct Jitter(u64);
+    impl ModuleMapper for Jitter {
+        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
+            self.0 += 1;
+            let k = self.0;
+            p.map(|t| {
+                let shape = t.shape();
+                let n = shape.num_elements();
+                let noise = normals(&mut rng(k, Stream::Eval, 9), n);
+                let noise = Tensor::<1>::from_data(TensorData::new(noise, [n]), &t.device());
+                t + noise.reshape(shape).mul_scalar(0.1)
+            })
+        }
+    }
+    let d = device();
+    d.seed(1);
+    let spec = ModelSpec {
+        net: NetworkConfig::UNet(UNetConfig {
+            model_channels: 8,
+            channel_mult: vec![1, 2],
+            num_blocks: 1,
+            attn_resolutions: vec![4],
+            norm_groups: 4,
+            ..UNetConfig::default()
+        }),
+        shape: ImageShape::image(1, 8, 8),
+        num_classes: 10,
+        sigma_data: 0.5,
+        precond: Precond::Edm,
+    };
+    spec.init(&d).map(&mut Jitter(0))
+}
+
+fn values(t: Tensor<4>) -> Vec<f32> {
+    t.into_data()
+        .convert::<f32>()
+        .try_into_vec::<f32>()
+        .expect("f32 tensor")
+}
 
 #[test]
 fn preconditioning_hand_values() {
@@ -178,6 +244,33 @@ fn euler_and_heun_reach_the_data_variance_heun_closer() {
 }
 
 #[test]
+fn dpmpp2m_beats_euler_and_heun_at_ten_nfe_on_the_gaussian() {
+    // With D = a(σ)·x, a(σ) = σ_d²/(σ² + σ_d²), every solver step multiplies x by a scalar, so
+    // x(0) = noise·σ_max·Π(step factors) and the implied variance is (σ_max·Π)². On the default
+    // Karras grid (σ ∈ [0.002, 80], ρ = 7), σ_d = 0.5, exact 80²σ_d²/(80² + σ_d²) = 0.249990:
+    // - Euler, 10 steps (10 NFE): factor 1 + (σ' − σ)·σ/(σ² + σ_d²) → 0.133381 (−46.6% of σ_d²);
+    // - Heun, 5 steps (9 NFE, the most ≤ 10): the correction overshoots on the big first steps
+    //   → 1.582278 (+533%);
+    // - DPM-Solver++(2M), 10 steps (10 NFE): x' = (σ'/σ)·x − expm1(−h)·D̂, h = ln(σ/σ'),
+    //   D̂ = (1 + 1/2r)·D − (1/2r)·D_prev, r = h_prev/h, first-order first step, last step D
+    //   → 0.335689 (+34.3%).
+    // (Each value: the recurrences above iterated in f64; the tensors are f32, hence 1e-3.)
+    let exact = 80.0f64.powi(2) * SD * SD / (80.0f64.powi(2) + SD * SD);
+    let (euler, heun, dpm) = (
+        implied_variance(Sampler::Euler, 10),
+        implied_variance(Sampler::Heun, 5),
+        implied_variance(Sampler::Dpmpp2m, 10),
+    );
+    assert!((euler - 0.133_381).abs() < 1e-3, "Euler {euler}");
+    assert!((heun - 1.582_278).abs() < 1e-2, "Heun {heun}");
+    assert!((dpm - 0.335_689).abs() < 1e-3, "DPM-Solver++(2M) {dpm}");
+    assert!((dpm - exact).abs() < (euler - exact).abs());
+    assert!((dpm - exact).abs() < (heun - exact).abs());
+    assert_eq!(Sampler::Dpmpp2m.calls(10), 10);
+    assert_eq!(Sampler::Heun.calls(5), 9);
+}
+
+#[test]
 fn nfe_is_counted_honestly() {
     let d = device();
     let noise = Tensor::<4>::zeros([2, 1, 4, 4], &d);
@@ -212,7 +305,7 @@ fn nfe_is_counted_honestly() {
 fn cfg_with_w_one_is_the_conditional_output() {
     let d = device();
     // Perturb the zero-initialised output layer so conditional and unconditional outputs differ.
-    let model = crate::fixtures::perturbed_model(Precond::Edm);
+    let model = perturbed_model();
     let x = Tensor::<4>::from_data(
         TensorData::new(normals(&mut rng(1, Stream::Eval, 0), 3 * 64), [3, 1, 8, 8]),
         &d,
