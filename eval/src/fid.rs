@@ -14,6 +14,8 @@ use crate::frechet::FeatureStats;
 use crate::onnx_features::OnnxFeatures;
 
 /// Where features come from.
+// One per evaluation, never stored in bulk: the size of the trained variant does not matter.
+#[allow(clippy::large_enum_variant)]
 pub enum FeatureSpace {
     /// Penultimate activations of a network fewstep trained itself: the LeNet classifier for
     /// images, the 3D-conv clip classifier for clips.

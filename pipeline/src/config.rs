@@ -76,8 +76,10 @@ mod quick {
     }
 
     pub fn progressive() -> ProgressiveConfig {
-        let mut p = ProgressiveConfig::default();
-        p.start_steps = 16;
+        let mut p = ProgressiveConfig {
+            start_steps: 16,
+            ..Default::default()
+        };
         short(&mut p.train, 150);
         p
     }

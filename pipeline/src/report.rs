@@ -207,6 +207,9 @@ impl Scoring {
     }
 }
 
+/// A clip for the report's side-by-side strip: its caption and its pixels.
+type Clip = (String, Vec<f32>);
+
 /// Sample, score and draw one model at `steps`; clips also give their first clip for the
 /// side-by-side strip.
 fn model_result(
@@ -215,7 +218,7 @@ fn model_result(
     steps: usize,
     ck: &Checkpoint,
     scoring: &Scoring,
-) -> Result<(ModelResult, Option<(String, Vec<f32>)>)> {
+) -> Result<(ModelResult, Option<Clip>)> {
     let name = ck.header.kind().name().to_string();
     let (s, plan, seconds) = sample_timed(ck, args, steps, None, args.guidance, &scoring.device)?;
     let shape = ck.header.spec.shape;

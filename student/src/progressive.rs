@@ -109,7 +109,7 @@ fn check_to_steps(start_steps: usize, to_steps: usize) -> Result<()> {
     if to_steps == 0
         || to_steps >= start_steps
         || !(start_steps / to_steps).is_power_of_two()
-        || start_steps % to_steps != 0
+        || !start_steps.is_multiple_of(to_steps)
     {
         return Err(Error::Invalid(format!(
             "`--to-steps {to_steps}`: give a step count reached by halving progressive.start_steps = {start_steps} (one of {})",

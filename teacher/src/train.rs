@@ -312,7 +312,7 @@ pub fn run_loop(
         let lr;
         (state, lr) = state.apply(loss, t, method);
         log.record(state.step, value, lr, total)?;
-        if state.step % t.checkpoint_every == 0 || state.step == total {
+        if state.step.is_multiple_of(t.checkpoint_every) || state.step == total {
             run.checkpoint(&state)?.save(&ckpt)?;
         }
     }
@@ -381,7 +381,7 @@ impl RunLog {
         self.last_loss = loss;
         self.window.0 += loss;
         self.window.1 += 1;
-        if step % self.log_every == 0 || step == total {
+        if step.is_multiple_of(self.log_every) || step == total {
             let (sum, n, since) = self.window;
             let ips = (n as usize * self.batch) as f64 / since.elapsed().as_secs_f64();
             let line = MetricsLine {
@@ -439,7 +439,7 @@ pub fn logged_seconds(out: &Path, batch: usize) -> Option<LoggedTime> {
     let (mut prev, mut seconds) = (0u64, 0.0);
     for line in text.lines() {
         let m: MetricsLine = serde_json::from_str(line).ok()?;
-        if m.step <= prev || !(m.img_per_s > 0.0) {
+        if m.step <= prev || m.img_per_s.is_nan() || m.img_per_s <= 0.0 {
             return None;
         }
         seconds += (m.step - prev) as f64 * batch as f64 / m.img_per_s;

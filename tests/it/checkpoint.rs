@@ -7,7 +7,7 @@ use teacher::model::{ModelSpec, NetworkConfig};
 use teacher::recipe::Recipe;
 use teacher::unet::ImageShape;
 
-use crate::fixtures::{device, temp_dir, tiny_config, tiny_unet};
+use crate::fixtures::{device, fewstep, ok, temp_dir, tiny_config, tiny_unet};
 
 fn spec() -> ModelSpec {
     ModelSpec {
@@ -107,4 +107,64 @@ fn bad_checkpoint_files_give_clear_errors() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("do not fit"), "{e}");
+}
+
+/// The format-1 files in tests/data/format1 were written by fewstep before typed recipes (see
+/// the README there): this version converts them on load and samples them bit-identically.
+#[test]
+fn format_one_checkpoints_convert_sample_identically_and_resume() {
+    let data = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/format1");
+    let teacher = Checkpoint::load(&data.join("teacher.fsk")).unwrap();
+    assert_eq!(
+        teacher.header.recipe,
+        Recipe::Teacher {
+            grid: teacher::edm::sigma_grid::SigmaGrid::default()
+        }
+    );
+    let prog = Checkpoint::load(&data.join("progressive-4.fsk")).unwrap();
+    let Recipe::Progressive { steps, sigmas, w } = &prog.header.recipe else {
+        panic!("a progressive round: {:?}", prog.header.recipe)
+    };
+    assert_eq!((*steps, sigmas.len(), sigmas[4]), (4, 5, 0.0));
+    assert_eq!((w.min, w.max), (0.0, 4.0));
+    assert!(prog.header.lineage.source.is_some());
+    // The same PNGs as the writing version's `fewstep sample --n 4 --steps 4` (w = 2, seed 0).
+    let dir = temp_dir("format1");
+    for (file, samples) in [
+        ("teacher.fsk", "samples-teacher"),
+        ("progressive-4.fsk", "samples-progressive-4"),
+    ] {
+        let out = dir.join(samples);
+        let model = data.join(file).display().to_string();
+        let o = out.display().to_string();
+        let args = [
+            "--quiet", "sample", "--model", &model, "--n", "4", "--steps", "4",
+        ];
+        ok(fewstep(&[&args[..], &["--out", &o]].concat()));
+        for i in 0..4 {
+            let name = format!("0000{i}_c{i}.png");
+            let want = std::fs::read(data.join(samples).join(&name)).unwrap();
+            assert_eq!(
+                std::fs::read(out.join(&name)).unwrap(),
+                want,
+                "{file}: {name}"
+            );
+        }
+    }
+    // A format-1 run resumes, and its next checkpoint is format 2.
+    let run = dir.join("resume");
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::copy(data.join("teacher.fsk"), run.join("checkpoint.fsk")).unwrap();
+    std::fs::write(run.join("config.toml"), &teacher.header.config).unwrap();
+    let r = run.display().to_string();
+    let args = [
+        "--quiet", "teacher", "train", "--out", &r, "--resume", "--steps", "5",
+    ];
+    let said = ok(fewstep(&args));
+    assert!(said.contains("to step 5 (from 3)"), "{said}");
+    let bytes = std::fs::read(run.join("checkpoint.fsk")).unwrap();
+    let len = u64::from_le_bytes(bytes[8..16].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[16..16 + len]).unwrap();
+    assert_eq!(header["format"], FORMAT_VERSION);
+    assert_eq!(header["recipe"]["kind"], "teacher");
 }

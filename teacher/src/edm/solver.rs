@@ -48,6 +48,8 @@ impl Sampler {
 
 /// A noise level: one σ for the whole batch (sampling) or one per example (distillation targets,
 /// where every example sits at its own point of the grid).
+// Short-lived and passed by reference: the size of the tensor variant does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Sigma {
     /// The same σ for every example.

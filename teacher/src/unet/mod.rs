@@ -162,7 +162,7 @@ impl UNetConfig {
         if m.norm_groups == 0
             || m.channel_mult
                 .iter()
-                .any(|k| (k * m.model_channels) % m.norm_groups != 0)
+                .any(|k| !(k * m.model_channels).is_multiple_of(m.norm_groups))
         {
             return Err(Error::value(
                 "model.norm_groups",
@@ -173,7 +173,7 @@ impl UNetConfig {
         if m.attn_heads == 0
             || m.channel_mult
                 .iter()
-                .any(|k| (k * m.model_channels) % m.attn_heads != 0)
+                .any(|k| !(k * m.model_channels).is_multiple_of(m.attn_heads))
         {
             return Err(Error::value(
                 "model.attn_heads",
@@ -181,7 +181,7 @@ impl UNetConfig {
                 "must be ≥ 1 and divide every level's channel count",
             ));
         }
-        if m.temporal_kernel % 2 == 0 {
+        if m.temporal_kernel.is_multiple_of(2) {
             return Err(Error::value(
                 "model.temporal_kernel",
                 m.temporal_kernel,
