@@ -9,7 +9,7 @@ use pipeline::config::PipelineConfig;
 use pipeline::report::ReportSettings;
 use pipeline::run::PipelineSettings;
 use pipeline::samples::SampleSettings;
-use teacher::sample::ClassChoice;
+use teacher::sample::{ClassChoice, SampleSpec};
 
 use crate::cli::{
     BenchArg, BenchSamplingArgs, BenchSuiteArgs, ClipsArgs, PipelineArgs, ReportArgs, SampleArgs,
@@ -24,15 +24,18 @@ impl SampleArgs {
                 Err(_) => bail!("`--class {k}`: give a class index or `all`"),
             },
         };
-        Ok(SampleSettings {
-            model: self.model.clone(),
+        let spec = SampleSpec {
             n: self.n,
             classes,
             steps: self.steps,
             sampler: self.sampler.map(Into::into),
             guidance: self.guidance,
             seed: self.seed,
-            batch: self.batch,
+            batch_size: self.batch,
+        };
+        Ok(SampleSettings {
+            model: self.model.clone(),
+            spec,
             out: self.out.clone(),
         })
     }

@@ -2,7 +2,7 @@
 //! sample (`NNNNN_cK.png`, clips as animated PNGs at native size), `grid.png` (clips also
 //! `strip.png`) and `samples.json` saying what made them.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::{Context, Result, bail};
@@ -20,16 +20,9 @@ use teacher::unet::ImageShape;
 /// What to sample and where to write it.
 #[derive(Debug, Clone)]
 pub struct SampleSettings {
-    /// A run folder, checkpoint file, or progressive run (its `steps` round is picked).
+    /// A run folder, checkpoint file, or progressive run (its `spec.steps` round is picked).
     pub model: PathBuf,
-    pub n: usize,
-    pub classes: ClassChoice,
-    pub steps: usize,
-    /// None: the model's own sampler.
-    pub sampler: Option<Sampler>,
-    pub guidance: f64,
-    pub seed: u64,
-    pub batch: usize,
+    pub spec: SampleSpec,
     pub out: PathBuf,
 }
 
@@ -51,79 +44,71 @@ struct SamplesMeta<'a> {
 }
 
 /// Sample as `s` says and write the folder; returns the line that says what was written.
-pub fn sample_to_folder(s: &SampleSettings, device: &Device) -> Result<String> {
-    let path = resolve_model(&s.model, s.steps)?;
+pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<String> {
+    let (spec, dir) = (&settings.spec, &settings.out);
+    let path = resolve_model(&settings.model, spec.steps)?;
     let ck = Checkpoint::load(&path)?;
     let num_classes = ck.header.spec.num_classes;
-    if let ClassChoice::One(k) = s.classes
+    if let ClassChoice::One(k) = spec.classes
         && k >= num_classes
     {
         bail!("`--class {k}`: give a class index in 0..{num_classes} or `all`");
     }
-    if !s.guidance.is_finite() {
+    if !spec.guidance.is_finite() {
         bail!(
             "`--guidance {}`: give a finite guidance weight (1 = conditional, 0 = unconditional)",
-            s.guidance
+            spec.guidance
         );
     }
-    if s.n == 0 {
+    if spec.n == 0 {
         bail!("`--n 0`: ask for at least one image");
     }
-    let spec = SampleSpec {
-        n: s.n,
-        classes: s.classes,
-        steps: s.steps,
-        sampler: s.sampler,
-        guidance: s.guidance,
-        seed: s.seed,
-        batch_size: s.batch,
-    };
     let t = Instant::now();
-    let (out, plan) = sample_checkpoint(&ck, &spec, device)?;
+    let (out, plan) = sample_checkpoint(&ck, spec, device)?;
     let seconds = t.elapsed().as_secs_f64();
     let shape = ck.header.spec.shape;
-    std::fs::create_dir_all(&s.out).with_context(|| format!("creating `{}`", s.out.display()))?;
-    let cols = match s.classes {
-        ClassChoice::All => num_classes.min(s.n),
-        ClassChoice::One(_) => (s.n as f64).sqrt().ceil() as usize,
+    std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    let cols = match spec.classes {
+        ClassChoice::All => num_classes.min(spec.n),
+        ClassChoice::One(_) => (spec.n as f64).sqrt().ceil() as usize,
     };
-    write_images(s, &out, shape, cols)?;
+    write_images(dir, &out, shape, cols)?;
     let meta = SamplesMeta {
         model: path.display().to_string(),
         kind: ck.header.kind(),
-        n: s.n,
-        steps: s.steps,
+        n: spec.n,
+        steps: spec.steps,
         sampler: plan.sampler(),
         plan: plan.describe(),
-        guidance: s.guidance,
-        seed: s.seed,
+        guidance: spec.guidance,
+        seed: spec.seed,
         nfe: out.nfe,
         seconds,
         classes: &out.classes,
     };
     let json = serde_json::to_string_pretty(&meta)?;
-    write_atomic(&s.out.join("samples.json"), json.as_bytes())?;
+    write_atomic(&dir.join("samples.json"), json.as_bytes())?;
     let what = match shape.is_clip() {
         true => "clips (animated PNG), grid.png (animated) and strip.png",
         false => "images and grid.png",
     };
     Ok(format!(
         "wrote {} {what} to {} — {} model, NFE per image {} ({} steps, {}, w = {}), {seconds:.2} s",
-        s.n,
-        s.out.display(),
+        spec.n,
+        dir.display(),
         ck.header.kind().name(),
         out.nfe,
-        s.steps,
+        spec.steps,
         plan.describe(),
-        s.guidance,
+        spec.guidance,
     ))
 }
 
 /// The sample files and the grid (clips: animated PNGs, an animated grid and a strip).
-fn write_images(s: &SampleSettings, out: &Samples, shape: ImageShape, cols: usize) -> Result<()> {
+fn write_images(dir: &Path, out: &Samples, shape: ImageShape, cols: usize) -> Result<()> {
     let images: Vec<&[f32]> = out.images.chunks(shape.len()).collect();
     for (i, (img, c)) in images.iter().zip(&out.classes).enumerate() {
-        let p = s.out.join(format!("{i:05}_c{c}.png"));
+        let p = dir.join(format!("{i:05}_c{c}.png"));
         match shape.is_clip() {
             // Native resolution, like still samples, so `fewstep eval fid --samples` reads them.
             true => write_atomic(&p, &apng_bytes(img, shape, FPS, 1)?)?,
@@ -131,15 +116,15 @@ fn write_images(s: &SampleSettings, out: &Samples, shape: ImageShape, cols: usiz
         }
     }
     if shape.is_clip() {
-        write_grid_apng(&s.out.join("grid.png"), &images, shape, cols, FPS)?;
+        write_grid_apng(&dir.join("grid.png"), &images, shape, cols, FPS)?;
         write_strip(
-            &s.out.join("strip.png"),
+            &dir.join("strip.png"),
             &images[..images.len().min(10)],
             shape,
         )?;
     } else {
         let (g, gshape) = grid(&images, shape, cols, display_scale(shape.height));
-        write_png(&s.out.join("grid.png"), &g, gshape)?;
+        write_png(&dir.join("grid.png"), &g, gshape)?;
     }
     Ok(())
 }
