@@ -143,7 +143,7 @@ impl Default for EvalStage {
             student_steps: vec![1, 2, 4],
             sweep_guidance: vec![],
             sweep_steps: 10,
-            solver_nfe: vec![],
+            solver_nfe: vec![8, 20],
             real: None,
         }
     }

@@ -184,14 +184,14 @@ impl Recipe {
             Some(s) if !allowed.contains(&s) => {
                 return Err(Error::Invalid(format!(
                     "`--sampler {}`: a {} model samples with {}",
-                    s.name(),
+                    s.key(),
                     kind.name(),
                     if allowed.is_empty() {
                         "its own multistep consistency rule (leave `--sampler` out)".to_string()
                     } else {
                         allowed
                             .iter()
-                            .map(|s| s.name())
+                            .map(|s| s.key())
                             .collect::<Vec<_>>()
                             .join(", ")
                     }

@@ -330,6 +330,31 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
         e.contains("features") && e.contains("another config"),
         "{e}"
     );
+
+    // 5. Deleting the folder of the stage whose config changed redoes that stage alone, as the
+    //    refusal says (here the report, with another n).
+    let eval_changed = dir.join("eval.toml");
+    let text = tiny_pipeline().replace("[eval]\nn = 20", "[eval]\nn = 24");
+    std::fs::write(&eval_changed, text).unwrap();
+    let eval_cfg = eval_changed.display().to_string();
+    let e = err(fewstep(
+        &pipeline(&eval_cfg, &a)
+            .iter()
+            .map(String::as_str)
+            .collect::<Vec<_>>(),
+    ));
+    assert!(e.contains("`report`") && e.contains("delete"), "{e}");
+    std::fs::remove_dir_all(a.join("report")).unwrap();
+    let redone = run(&pipeline(&eval_cfg, &a));
+    assert!(redone.contains("features: skipped"), "{redone}");
+    assert!(!redone.contains("report: skipped"), "{redone}");
+    let results = std::fs::read_to_string(a.join("report/results.json")).unwrap();
+    assert!(
+        results.contains("\"n_samples\": 24"),
+        "the report ran with the new n"
+    );
+    let again = run(&pipeline(&eval_cfg, &a));
+    assert!(again.contains("report: skipped"), "{again}");
     std::fs::remove_dir_all(dir).ok();
 }
 

@@ -35,7 +35,17 @@ impl Sampler {
         }
     }
 
-    /// The name the CLI and reports use.
+    /// The value of `--sampler` (and of `sampler` in JSON) that picks it.
+    pub fn key(self) -> &'static str {
+        match self {
+            Sampler::Euler => "euler",
+            Sampler::Ddim => "ddim",
+            Sampler::Heun => "heun",
+            Sampler::Dpmpp2m => "dpmpp2m",
+        }
+    }
+
+    /// The name reports use.
     pub fn name(self) -> &'static str {
         match self {
             Sampler::Euler => "Euler",
