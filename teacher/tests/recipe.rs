@@ -15,7 +15,10 @@ fn plans_count_nfe_and_noises_per_kind() {
     let p = teacher.plan(10, Some(Sampler::Dpmpp2m), 2.0).unwrap();
     assert_eq!((p.nfe(), p.noises(), p.sigmas().len()), (20, 1, 11));
     assert_eq!(p.guidance, Guidance::Cfg(2.0));
-    assert_eq!(teacher.plan(10, Some(Sampler::Dpmpp2m), 1.0).unwrap().nfe(), 10);
+    assert_eq!(
+        teacher.plan(10, Some(Sampler::Dpmpp2m), 1.0).unwrap().nfe(),
+        10
+    );
     // Heun on a guided student: 2·5 − 1 = 9 calls, w as input (1 evaluation a call).
     let guided = Recipe::Guided { grid, w: W };
     assert_eq!(guided.plan(5, Some(Sampler::Heun), 2.0).unwrap().nfe(), 9);
@@ -33,16 +36,28 @@ fn a_recipe_refuses_what_it_was_not_made_for() {
         sigmas: vec![80.0, 1.2, 0.0],
         w: W,
     };
-    let e = prog.plan(2, Some(Sampler::Heun), 2.0).unwrap_err().to_string();
-    assert!(e.contains("`--sampler heun`") && e.contains("euler, ddim"), "{e}");
+    let e = prog
+        .plan(2, Some(Sampler::Heun), 2.0)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("`--sampler heun`") && e.contains("euler, ddim"),
+        "{e}"
+    );
     let e = prog.plan(4, None, 2.0).unwrap_err().to_string();
     assert!(e.contains("takes 2 steps"), "{e}");
     let e = prog.plan(2, None, 9.0).unwrap_err().to_string();
     assert!(e.contains("outside the range"), "{e}");
     let cm = Recipe::Consistency { grid, w: W };
-    let e = cm.plan(2, Some(Sampler::Euler), 2.0).unwrap_err().to_string();
+    let e = cm
+        .plan(2, Some(Sampler::Euler), 2.0)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("multistep consistency"), "{e}");
-    let e = Recipe::Teacher { grid }.plan(0, None, 2.0).unwrap_err().to_string();
+    let e = Recipe::Teacher { grid }
+        .plan(0, None, 2.0)
+        .unwrap_err()
+        .to_string();
     assert!(e.contains("at least 1 step"), "{e}");
     // The planned σ's are the distilled grid itself.
     assert_eq!(prog.plan(2, None, 2.0).unwrap().sigmas(), [80.0, 1.2, 0.0]);
