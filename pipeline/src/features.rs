@@ -33,6 +33,7 @@ pub fn train(
         return Ok((cfg, m, true));
     }
     let test = data.load(data_dir, Split::Test)?;
+    let _lock = teacher::lock::FolderLock::acquire(out)?;
     let meta = train_classifier(&cfg, &data.name(), &train, &test, out, quiet, device)?;
     Ok((cfg, meta, false))
 }

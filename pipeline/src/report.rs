@@ -362,7 +362,7 @@ pub fn report_with(
     }
     let example = Checkpoint::load(&todo[0].0)?.header.spec.shape;
     let scoring = Scoring::new(args, example, device)?;
-    std::fs::create_dir_all(&args.out)?;
+    let _lock = teacher::lock::FolderLock::acquire(&args.out)?;
     let real_vs_real = match &args.real {
         Some(spec) => Some(scoring.floor(spec, args.data.as_deref())?),
         None => None,

@@ -282,9 +282,12 @@ impl Ctx<'_> {
 /// Run (or resume, or with `dry_run` plan) the whole chain.
 pub fn run_pipeline(s: &PipelineSettings) -> Result<()> {
     let run = &s.out;
+    // One pipeline per run folder (each stage also locks its own folder).
+    let _lock = match s.dry_run {
+        true => None,
+        false => Some(teacher::lock::FolderLock::acquire(run)?),
+    };
     if !s.dry_run {
-        std::fs::create_dir_all(run)
-            .with_context(|| format!("cannot create `{}`", run.display()))?;
         let text = toml::to_string(&s.config).context("serializing the pipeline config")?;
         teacher::checkpoint::write_atomic(&run.join(CONFIG_FILE), text.as_bytes())?;
     }

@@ -63,6 +63,7 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     if spec.n == 0 {
         bail!("`--n 0`: ask for at least one image");
     }
+    let _lock = teacher::lock::FolderLock::acquire(dir)?;
     let t = Instant::now();
     let (out, plan) = sample_checkpoint(&ck, spec, device)?;
     let seconds = t.elapsed().as_secs_f64();

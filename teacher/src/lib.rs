@@ -10,6 +10,7 @@ pub mod edm;
 pub mod ema;
 pub mod error;
 pub mod image_io;
+pub mod lock;
 pub mod model;
 pub mod npy;
 pub mod progress;

@@ -325,6 +325,8 @@ pub fn run_loop(
 /// The loop's bookkeeping: `config.toml`, `metrics.jsonl` (one line per `log_every` steps),
 /// the progress bar and the timing of the run.
 struct RunLog {
+    /// The run folder's lock: one writer per run.
+    _lock: crate::lock::FolderLock,
     metrics: std::fs::File,
     path: PathBuf,
     bar: indicatif::ProgressBar,
@@ -338,7 +340,7 @@ struct RunLog {
 
 impl RunLog {
     fn open(out: &Path, run: &RunSpec, step: u64, total: u64, quiet: bool) -> Result<Self> {
-        std::fs::create_dir_all(out).map_err(Error::io("create run directory", out))?;
+        let lock = crate::lock::FolderLock::acquire(out)?;
         write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
         let path = out.join("metrics.jsonl");
         trim_metrics(&path, step)?;
@@ -350,6 +352,7 @@ impl RunLog {
         let bar = crate::progress::bar(total, quiet, run.recipe.kind().name());
         bar.set_position(step);
         Ok(Self {
+            _lock: lock,
             metrics,
             path,
             bar,

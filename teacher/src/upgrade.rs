@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use burn::tensor::Bytes;
 use serde::Deserialize;
 
-use crate::checkpoint::{Header, Lineage};
+use crate::checkpoint::{BlobEntry, Header, Lineage};
 use crate::config::TeacherConfig;
 use crate::edm::precond::Precond;
 use crate::model::{ModelSpec, NetworkConfig};
@@ -83,7 +83,15 @@ pub fn header_from_v1(json: &[u8]) -> Result<Header, String> {
             data_path: text("data_path").map(PathBuf::from),
             source: text("source").map(PathBuf::from),
         },
-        blobs: h.blobs,
+        blobs: h
+            .blobs
+            .into_iter()
+            .map(|(name, len)| BlobEntry {
+                name,
+                len,
+                sha256: None,
+            })
+            .collect(),
     })
 }
 

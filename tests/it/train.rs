@@ -96,3 +96,79 @@ fn divergence_stops_with_the_last_good_checkpoint_kept() {
     );
     assert_eq!(Checkpoint::load(&dir).unwrap().header.step, 5);
 }
+
+#[test]
+fn a_flipped_byte_is_caught_and_the_previous_checkpoint_resumes() {
+    // checkpoint_every = 5: steps 5 and 10 are saved; the save at 10 keeps step 5 as prev.
+    let cfg = tiny_config();
+    let dir = temp_dir("checksums");
+    train_teacher(&cfg, &opts(&dir, 10, false)).unwrap();
+    let latest = dir.join(teacher::checkpoint::LATEST);
+    let prev = dir.join(teacher::checkpoint::PREVIOUS);
+    assert_eq!(Checkpoint::load(&prev).unwrap().header.step, 5);
+    let good = std::fs::read(&latest).unwrap();
+    // One byte flipped in the last blob (the EMA, optimizer or model weights), then in the header.
+    for (at, what) in [(good.len() - 100, "blob"), (40, "header")] {
+        let mut bad = good.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&latest, &bad).unwrap();
+        let e = Checkpoint::load(&latest).unwrap_err().to_string();
+        assert!(
+            e.contains(&latest.display().to_string())
+                && e.contains(what)
+                && e.contains("checksum")
+                && e.contains("checkpoint.prev.fsk"),
+            "{e}"
+        );
+        let e = train_teacher(&cfg, &opts(&dir, 12, true))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("checksum"),
+            "resume refuses a corrupt checkpoint: {e}"
+        );
+    }
+    // As the message says: the previous checkpoint over the latest, and --resume.
+    std::fs::copy(&prev, &latest).unwrap();
+    let s = train_teacher(&cfg, &opts(&dir, 10, true)).unwrap();
+    assert_eq!((s.resumed_from, s.steps), (5, 10));
+}
+
+#[test]
+fn one_writer_per_run_folder_and_stale_temp_files_are_removed() {
+    let cfg = tiny_config();
+    let dir = temp_dir("locked");
+    let held = teacher::lock::FolderLock::acquire(&dir).unwrap();
+    let e = train_teacher(&cfg, &opts(&dir, 2, false))
+        .unwrap_err()
+        .to_string();
+    let pid = std::process::id().to_string();
+    assert!(
+        e.contains("another fewstep process") && e.contains(&pid),
+        "{e}"
+    );
+    // Nothing was written by the refused run.
+    let names = |d: &std::path::Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(d)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names(&dir), [teacher::lock::LOCK_FILE]);
+    // Through the binary (another process) the message names this process as the holder.
+    let out = dir.display().to_string();
+    let args = ["--quiet", "teacher", "train", "--out", &out, "--steps", "1"];
+    let e = crate::fixtures::err(crate::fixtures::fewstep(&args));
+    assert!(e.contains(&format!("PID {pid}")), "{e}");
+    drop(held);
+    // Released: a temp file a killed write left behind is removed when the next writer starts.
+    std::fs::write(dir.join(".checkpoint.fsk.tmp-999999"), b"half a checkpoint").unwrap();
+    train_teacher(&cfg, &opts(&dir, 2, false)).unwrap();
+    assert!(
+        !names(&dir).iter().any(|n| n.contains(".tmp-")),
+        "{:?}",
+        names(&dir)
+    );
+}

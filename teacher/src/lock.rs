@@ -1,0 +1,78 @@
+//! One writer per folder: an advisory lock (`.fewstep.lock`, flock) held while a command writes
+//! a run, sample or report folder. The kernel drops the lock when its process ends, so a killed
+//! writer leaves no stale lock; the PID written into the file names the holder in the refusal.
+//! Whoever takes the lock is the folder's only writer, so temp files left in it by a killed
+//! write (`.NAME.tmp-PID`, see `checkpoint::write_atomic`) are removed then.
+
+use std::fs::{File, OpenOptions, TryLockError};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use crate::error::{Error, Result};
+
+/// The lock file inside a locked folder.
+pub const LOCK_FILE: &str = ".fewstep.lock";
+
+/// A held folder lock; dropping it (or the process ending) releases it.
+#[derive(Debug)]
+pub struct FolderLock {
+    _file: File,
+    pub dir: PathBuf,
+}
+
+impl FolderLock {
+    /// Lock `dir` (created if missing) for writing, or say who holds it.
+    pub fn acquire(dir: &Path) -> Result<Self> {
+        std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
+        let path = dir.join(LOCK_FILE);
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(Error::io("open the lock file", &path))?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(TryLockError::WouldBlock) => {
+                let mut pid = String::new();
+                let _ = file.read_to_string(&mut pid);
+                let pid = pid.trim();
+                return Err(Error::Invalid(format!(
+                    "`{}` is being written by another fewstep process (PID {}): wait for it to \
+                     finish, or write to another folder",
+                    dir.display(),
+                    if pid.is_empty() { "unknown" } else { pid }
+                )));
+            }
+            Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path)(e)),
+        }
+        let record = (|| {
+            file.set_len(0)?;
+            file.rewind()?;
+            write!(file, "{}", std::process::id())?;
+            file.flush()
+        })();
+        record.map_err(Error::io("write the lock file", &path))?;
+        remove_stale_temps(dir);
+        Ok(Self {
+            _file: file,
+            dir: dir.to_path_buf(),
+        })
+    }
+}
+
+/// Remove `.NAME.tmp-PID` files that a killed write left in `dir` (best effort: a file that
+/// cannot be removed is left, as it was).
+fn remove_stale_temps(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with('.') && name.contains(".tmp-") && e.path().is_file() {
+            let _ = std::fs::remove_file(e.path());
+        }
+    }
+}
