@@ -91,6 +91,9 @@ pub struct TrainArgs {
     /// Continue the checkpoint in RUN_DIR exactly where it stopped.
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: take a config that differs from the run's (recorded in metrics.jsonl).
+    #[arg(long, requires = "resume")]
+    pub allow_config_change: bool,
     /// Total optimizer steps, overriding `train.steps`.
     #[arg(long)]
     pub steps: Option<u64>,
@@ -344,6 +347,9 @@ pub struct StageArgs {
     /// Continue an interrupted run in --out.
     #[arg(long)]
     pub resume: bool,
+    /// With --resume: take a config that differs from the run's (recorded in metrics.jsonl).
+    #[arg(long, requires = "resume")]
+    pub allow_config_change: bool,
     /// Optimizer steps (per round for progressive), overriding the config.
     #[arg(long)]
     pub steps: Option<u64>,

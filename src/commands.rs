@@ -58,6 +58,7 @@ fn teacher_train(args: TrainArgs, device: Device, quiet: bool) -> Result<()> {
         out: args.out.clone(),
         data: args.data,
         resume: args.resume,
+        allow_config_change: args.allow_config_change,
         steps: args.steps,
         quiet,
         device,
@@ -85,6 +86,7 @@ fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<(
         data,
         out,
         resume,
+        allow_config_change,
         steps,
     } = args;
     let cfg = match &config {
@@ -95,6 +97,7 @@ fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<(
         out,
         data,
         resume,
+        allow_config_change,
         steps,
         quiet,
         device,

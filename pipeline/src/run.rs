@@ -220,6 +220,7 @@ impl Ctx<'_> {
     fn train_options(&self, out: PathBuf) -> TrainOptions {
         TrainOptions {
             resume: out.join(LATEST).exists(),
+            allow_config_change: false,
             out,
             data: self.s.data.clone(),
             steps: None,

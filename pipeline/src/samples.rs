@@ -63,6 +63,9 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     if spec.n == 0 {
         bail!("`--n 0`: ask for at least one image");
     }
+    if spec.batch_size == 0 {
+        bail!("`--batch 0`: sample at least one image per batch (the default is 250)");
+    }
     let _lock = teacher::lock::FolderLock::acquire(dir)?;
     let t = Instant::now();
     let (out, plan) = sample_checkpoint(&ck, spec, device)?;

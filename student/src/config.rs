@@ -165,18 +165,7 @@ impl StudentConfig {
             ("progressive.train", &self.progressive.train),
             ("consistency.train", &self.consistency.train),
         ] {
-            if t.batch_size == 0
-                || t.checkpoint_every == 0
-                || t.log_every == 0
-                || t.lr.is_nan()
-                || t.lr <= 0.0
-            {
-                return Err(bad(
-                    key,
-                    "…",
-                    "batch_size, checkpoint_every, log_every must be ≥ 1 and lr > 0",
-                ));
-            }
+            t.validate(key)?;
         }
         Ok(())
     }

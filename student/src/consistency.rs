@@ -129,7 +129,14 @@ pub fn run_consistency(
     };
     // Initialised from the source's weights (Song et al. initialise CD from the teacher).
     let init = |ad: &Device| src.ck.load_into("ema", spec.init(ad));
-    let state = init_or_resume(&opts.out, opts.resume, &run, &opts.device, init, true)?;
+    let state = init_or_resume(
+        &opts.out,
+        opts.resume_mode(),
+        &run,
+        &opts.device,
+        init,
+        true,
+    )?;
     let total = opts.steps.unwrap_or(c.train.steps);
     let mut method = CdStep {
         teacher: &teacher,

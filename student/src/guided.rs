@@ -86,7 +86,14 @@ pub fn run_guided(
     };
     // The student starts as the teacher (EMA weights); its w slot starts at zero.
     let init = |ad: &Device| src.ck.load_into("ema", spec.init(ad));
-    let state = init_or_resume(&opts.out, opts.resume, &run, &opts.device, init, false)?;
+    let state = init_or_resume(
+        &opts.out,
+        opts.resume_mode(),
+        &run,
+        &opts.device,
+        init,
+        false,
+    )?;
     let mut method = GuidedStep {
         teacher: &teacher,
         data: &data,

@@ -203,7 +203,7 @@ impl Round<'_> {
         };
         let teacher = GuidedTeacher::WInput(teacher_ck.inference_model(&opts.device)?);
         let init = |ad: &Device| teacher_ck.load_into("ema", spec.init(ad));
-        let state = init_or_resume(&dir, opts.resume, &run, &opts.device, init, false)?;
+        let state = init_or_resume(&dir, opts.resume_mode(), &run, &opts.device, init, false)?;
         let mut method = RoundStep {
             teacher: &teacher,
             sigmas,

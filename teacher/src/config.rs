@@ -87,6 +87,74 @@ impl Default for TrainConfig {
     }
 }
 
+impl TrainConfig {
+    /// Reject loop settings no run could use; `section` is the TOML table (`train`,
+    /// `guided.train`, …) that errors name.
+    pub fn validate(&self, section: &str) -> Result<()> {
+        let key = |k: &str| format!("{section}.{k}");
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        let t = self;
+        let counts = [
+            ("steps", t.steps),
+            ("batch_size", t.batch_size as u64),
+            ("checkpoint_every", t.checkpoint_every),
+            ("log_every", t.log_every),
+        ];
+        if let Some((k, v)) = counts.iter().find(|(_, v)| *v == 0) {
+            return Err(Error::value(&key(k), v, "must be ≥ 1"));
+        }
+        if !positive(t.lr) {
+            return Err(Error::value(
+                &key("lr"),
+                t.lr,
+                "must be a finite number > 0",
+            ));
+        }
+        for (k, b) in [("adam_beta1", t.adam_beta1), ("adam_beta2", t.adam_beta2)] {
+            if !(0.0..1.0).contains(&b) {
+                return Err(Error::value(
+                    &key(k),
+                    b,
+                    "must be in [0, 1) (Adam: 0.9, 0.999)",
+                ));
+            }
+        }
+        if !positive(t.adam_epsilon as f64) {
+            return Err(Error::value(
+                &key("adam_epsilon"),
+                t.adam_epsilon,
+                "must be > 0 (Adam: 1e-8)",
+            ));
+        }
+        if !positive(t.ema_halflife_images) {
+            return Err(Error::value(
+                &key("ema_halflife_images"),
+                t.ema_halflife_images,
+                "must be > 0",
+            ));
+        }
+        if let Some(r) = t.ema_rampup_ratio
+            && !(r > 0.0 && r <= 1.0)
+        {
+            return Err(Error::value(
+                &key("ema_rampup_ratio"),
+                r,
+                "must be in (0, 1] (EDM: 0.05); remove the key for no ramp-up",
+            ));
+        }
+        if let Some(c) = t.grad_clip
+            && !positive(c as f64)
+        {
+            return Err(Error::value(
+                &key("grad_clip"),
+                c,
+                "must be > 0 (remove the key to disable clipping)",
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A whole teacher config.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields, default)]
@@ -162,43 +230,7 @@ impl TeacherConfig {
         if g.rho.is_nan() || g.rho <= 0.0 {
             return Err(Error::value("diffusion.grid.rho", g.rho, "must be > 0"));
         }
-        let t = &self.train;
-        if t.batch_size == 0 {
-            return Err(Error::value(
-                "train.batch_size",
-                t.batch_size,
-                "must be ≥ 1",
-            ));
-        }
-        if t.lr.is_nan() || t.lr <= 0.0 {
-            return Err(Error::value("train.lr", t.lr, "must be > 0"));
-        }
-        if t.checkpoint_every == 0 {
-            return Err(Error::value(
-                "train.checkpoint_every",
-                t.checkpoint_every,
-                "must be ≥ 1",
-            ));
-        }
-        if t.log_every == 0 {
-            return Err(Error::value("train.log_every", t.log_every, "must be ≥ 1"));
-        }
-        if t.ema_halflife_images.is_nan() || t.ema_halflife_images <= 0.0 {
-            return Err(Error::value(
-                "train.ema_halflife_images",
-                t.ema_halflife_images,
-                "must be > 0",
-            ));
-        }
-        if let Some(c) = t.grad_clip
-            && (c.is_nan() || c <= 0.0)
-        {
-            return Err(Error::value(
-                "train.grad_clip",
-                c,
-                "must be > 0 (remove the key to disable clipping)",
-            ));
-        }
+        self.train.validate("train")?;
         if self.data.channels != 1 && self.data.channels != 3 {
             return Err(Error::value(
                 "data.channels",

@@ -29,13 +29,16 @@ pub enum Error {
     },
 
     #[error(
-        "training diverged: loss is {loss} at step {step}. The last good checkpoint `{last_good}` is kept; \
-         lower `train.lr`, raise `train.warmup_steps` or set `train.grad_clip`, then `--resume`"
+        "training diverged: loss is {loss} at step {step}. {last_good}; \
+         lower `train.lr`, raise `train.warmup_steps` or set `train.grad_clip`, then {then}"
     )]
     NonFinite {
         step: u64,
         loss: f64,
+        /// What is kept: the last good checkpoint, or that none was written yet.
         last_good: String,
+        /// How to go on: `--resume` (from the kept checkpoint) or train again.
+        then: &'static str,
     },
 
     #[error("{0}")]

@@ -15,6 +15,7 @@ pub mod model;
 pub mod npy;
 pub mod progress;
 pub mod recipe;
+pub mod resume;
 pub mod rng;
 pub mod runs;
 pub mod sample;

@@ -65,6 +65,14 @@ impl NetworkConfig {
         }
     }
 
+    /// Reject a network that cannot be built for examples of `shape` (levels the image does not
+    /// have, attention at sizes no feature map has); errors name the `model.*` key.
+    pub fn check_shape(&self, shape: ImageShape) -> Result<()> {
+        match self {
+            NetworkConfig::UNet(c) => c.check_shape(shape),
+        }
+    }
+
     /// The U-Net's config, when the network is one (benchmarks against PyTorch's twin).
     pub fn unet(&self) -> Option<&UNetConfig> {
         match self {

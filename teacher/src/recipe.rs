@@ -13,6 +13,10 @@ use crate::error::{Error, Result};
 use crate::model::EdmModel;
 use crate::sample::guided_sample;
 
+/// The most sampling steps a plan takes (EDM's best samplers use 18–256; 10,000 bounds the σ
+/// grid and the run time of a typo).
+pub const MAX_STEPS: usize = 10_000;
+
 /// Range of guidance weights a w-conditioned student is trained on; sampling outside it is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -164,10 +168,10 @@ impl Recipe {
     /// weight `w`; a combination the recipe does not allow is an error that says what does.
     pub fn plan(&self, steps: usize, sampler: Option<Sampler>, w: f64) -> Result<SamplerPlan> {
         let kind = self.kind();
-        if steps == 0 {
-            return Err(Error::Invalid(
-                "`--steps 0`: sampling needs at least 1 step".into(),
-            ));
+        if steps == 0 || steps > MAX_STEPS {
+            return Err(Error::Invalid(format!(
+                "`--steps {steps}`: sampling takes 1 to {MAX_STEPS} steps"
+            )));
         }
         if let Some(r) = self.w_range()
             && !r.contains(w)

@@ -26,6 +26,7 @@ use crate::ema::{ema_beta, ema_update};
 use crate::error::{Error, Result};
 use crate::model::{EdmModel, ModelSpec};
 use crate::recipe::Recipe;
+use crate::resume::Resume;
 use crate::rng::{Stream, derive_seed, normals, rng};
 
 /// How a training run is driven (resolved from the command line).
@@ -35,10 +36,24 @@ pub struct TrainOptions {
     /// `--data DIR`, overriding `data.path`.
     pub data: Option<PathBuf>,
     pub resume: bool,
+    /// `--allow-config-change`: a resume may take a changed config (recorded in metrics.jsonl).
+    pub allow_config_change: bool,
     /// `--steps N`, overriding `train.steps`.
     pub steps: Option<u64>,
     pub quiet: bool,
     pub device: Device,
+}
+
+impl TrainOptions {
+    /// How this run treats a checkpoint already in its folder.
+    pub fn resume_mode(&self) -> crate::resume::Resume {
+        use crate::resume::Resume;
+        match (self.resume, self.allow_config_change) {
+            (false, _) => Resume::No,
+            (true, false) => Resume::Strict,
+            (true, true) => Resume::AllowConfigChange,
+        }
+    }
 }
 
 /// What a finished run reports.
@@ -138,6 +153,8 @@ pub struct TrainState {
     pub target: Option<EdmModel>,
     pub optim: ModuleOptimizer,
     pub step: u64,
+    /// Config settings a resume changed (`--allow-config-change`), for metrics.jsonl.
+    pub config_changes: Vec<String>,
 }
 
 impl TrainState {
@@ -218,7 +235,7 @@ impl RunSpec {
 /// so saved work is never overwritten.
 pub fn init_or_resume(
     out: &Path,
-    resume: bool,
+    resume: Resume,
     run: &RunSpec,
     device: &Device,
     init: impl FnOnce(&Device) -> Result<EdmModel>,
@@ -238,9 +255,10 @@ pub fn init_or_resume(
             target,
             optim: optimizer(t),
             step: 0,
+            config_changes: vec![],
         });
     }
-    if !resume {
+    if resume == Resume::No {
         return Err(Error::Invalid(format!(
             "`{}` already holds a checkpoint: pass `--resume` to continue it, or choose another `--out`",
             out.display()
@@ -255,6 +273,7 @@ pub fn init_or_resume(
                 .into(),
         });
     }
+    let config_changes = crate::resume::check(&ck.header.config, &run.config, resume, out)?;
     let optim = optimizer(t)
         .from_bytes(Bytes::from_bytes_vec(ck.blob("optimizer")?.to_vec()))
         .map_err(|e| Error::Checkpoint {
@@ -271,6 +290,7 @@ pub fn init_or_resume(
         target,
         optim,
         step: ck.header.step,
+        config_changes,
     })
 }
 
@@ -300,7 +320,7 @@ pub fn run_loop(
 ) -> Result<TrainSummary> {
     let t = &run.train;
     let ckpt = out.join(LATEST);
-    let mut log = RunLog::open(out, run, state.step, total, quiet)?;
+    let mut log = RunLog::open(out, run, &state, total, quiet)?;
     let ad = state.device().autodiff();
     while state.step < total {
         let step = state.step;
@@ -339,16 +359,27 @@ struct RunLog {
 }
 
 impl RunLog {
-    fn open(out: &Path, run: &RunSpec, step: u64, total: u64, quiet: bool) -> Result<Self> {
+    fn open(
+        out: &Path,
+        run: &RunSpec,
+        state: &TrainState,
+        total: u64,
+        quiet: bool,
+    ) -> Result<Self> {
+        let step = state.step;
         let lock = crate::lock::FolderLock::acquire(out)?;
         write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
         let path = out.join("metrics.jsonl");
         trim_metrics(&path, step)?;
-        let metrics = std::fs::OpenOptions::new()
+        let mut metrics = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&path)
             .map_err(Error::io("open", &path))?;
+        if !state.config_changes.is_empty() {
+            let line = serde_json::json!({"step": step, "config_change": state.config_changes});
+            writeln!(metrics, "{line}").map_err(Error::io("append to", &path))?;
+        }
         let bar = crate::progress::bar(total, quiet, run.recipe.kind().name());
         bar.set_position(step);
         Ok(Self {
@@ -371,10 +402,21 @@ impl RunLog {
             return Ok(loss);
         }
         self.bar.abandon();
+        let (last_good, then) = match ckpt.is_file() {
+            true => (
+                format!("The last good checkpoint `{}` is kept", ckpt.display()),
+                "`--resume --allow-config-change`",
+            ),
+            false => (
+                "No checkpoint was written yet".to_string(),
+                "train again into the same `--out`",
+            ),
+        };
         Err(Error::NonFinite {
             step,
             loss,
-            last_good: ckpt.display().to_string(),
+            last_good,
+            then,
         })
     }
 
@@ -440,7 +482,7 @@ pub struct LoggedTime {
 pub fn logged_seconds(out: &Path, batch: usize) -> Option<LoggedTime> {
     let text = std::fs::read_to_string(out.join("metrics.jsonl")).ok()?;
     let (mut prev, mut seconds) = (0u64, 0.0);
-    for line in text.lines() {
+    for line in text.lines().filter(|l| !l.contains("\"config_change\"")) {
         let m: MetricsLine = serde_json::from_str(line).ok()?;
         if m.step <= prev || m.img_per_s.is_nan() || m.img_per_s <= 0.0 {
             return None;
@@ -514,6 +556,7 @@ impl Method for TeacherStep<'_> {
 /// Train (or resume) a teacher into `opts.out`.
 pub fn train_teacher(cfg: &TeacherConfig, opts: &TrainOptions) -> Result<TrainSummary> {
     let data = cfg.data.load(opts.data.as_deref(), Split::Train)?;
+    cfg.model.check_shape(data.shape)?;
     let spec = ModelSpec {
         net: cfg.model.clone(),
         shape: data.shape,
@@ -537,7 +580,7 @@ pub fn train_teacher(cfg: &TeacherConfig, opts: &TrainOptions) -> Result<TrainSu
     };
     let state = init_or_resume(
         &opts.out,
-        opts.resume,
+        opts.resume_mode(),
         &run,
         &opts.device,
         |d| Ok(spec.init(d)),

@@ -58,7 +58,12 @@ fn a_recipe_refuses_what_it_was_not_made_for() {
         .plan(0, None, 2.0)
         .unwrap_err()
         .to_string();
-    assert!(e.contains("at least 1 step"), "{e}");
+    assert!(e.contains("1 to 10000 steps"), "{e}");
+    let e = Recipe::Teacher { grid }
+        .plan(usize::MAX, None, 2.0)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("1 to 10000 steps"), "{e}");
     // The planned σ's are the distilled grid itself.
     assert_eq!(prog.plan(2, None, 2.0).unwrap().sigmas(), [80.0, 1.2, 0.0]);
 }

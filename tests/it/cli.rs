@@ -128,6 +128,36 @@ fn train_then_sample_writes_named_pngs_grid_and_nfe() {
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(String::from_utf8_lossy(&o.stdout).contains("step 6 (from 4)"));
+    // Absurd sampling arguments are refused, not a panic or an abort (before: `--steps 2^64−1`
+    // died of "capacity overflow", `--batch 0` was taken).
+    let bad = dir.join("bad").display().to_string();
+    for (extra, said) in [
+        (["--steps", "18446744073709551615"], "1 to 10000 steps"),
+        (["--batch", "0"], "`--batch 0`"),
+    ] {
+        let steps: &[&str] = if extra[0] == "--steps" {
+            &[]
+        } else {
+            &["--steps", "2"]
+        };
+        let args = ["sample", "--model", &run, "--out", &bad];
+        let o = fewstep(&[&args[..], steps, &extra[..]].concat());
+        let flag = extra[0];
+        assert!(
+            !o.status.success() && stderr(&o).contains(said),
+            "{flag}: {}",
+            stderr(&o)
+        );
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    let o = fewstep(&[
+        "eval", "latency", "--model", &run, "--steps", "2", "--batch", "0",
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("`--batch 0`"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -280,3 +280,30 @@ fn clips_write_as_animated_png_and_frame_strip() {
     assert!(e.contains("size = 4"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn idx_files_with_no_images_or_no_pixels_are_refused_by_name() {
+    // Before: 0 images panicked ("cannot sample empty range"), 0×0 images inside GroupNorm.
+    for (n, side, what) in [(0u32, 28u32, "holds 0 examples"), (5, 0, "of 0×0")] {
+        let dir = temp_dir(&format!("idx-empty-{n}-{side}"));
+        std::fs::write(
+            dir.join("train-images-idx3-ubyte"),
+            idx_images(n, side, side, 0x0803),
+        )
+        .unwrap();
+        std::fs::write(dir.join("train-labels-idx1-ubyte"), idx_labels(n)).unwrap();
+        let cfg = DataConfig {
+            source: DataSource::Mnist,
+            ..Default::default()
+        };
+        let e = cfg.load(Some(&dir), Split::Train).unwrap_err();
+        assert!(matches!(e, Error::Data { .. }), "{e}");
+        let e = e.to_string();
+        assert!(
+            e.contains(&dir.display().to_string())
+                && e.contains(what)
+                && e.contains("at least one"),
+            "{e}"
+        );
+    }
+}

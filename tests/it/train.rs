@@ -11,6 +11,7 @@ fn opts(out: &std::path::Path, steps: u64, resume: bool) -> TrainOptions {
         out: out.to_path_buf(),
         data: None,
         resume,
+        allow_config_change: false,
         steps: Some(steps),
         quiet: true,
         device: device(),
@@ -82,7 +83,11 @@ fn divergence_stops_with_the_last_good_checkpoint_kept() {
     // ln σ ~ N(1000, ·) makes σ = e^1000 = ∞, so the loss is not finite at the next step.
     let mut bad = cfg.clone();
     bad.diffusion.sigma_dist.p_mean = 1000.0;
-    let e = train_teacher(&bad, &opts(&dir, 8, true)).unwrap_err();
+    let changed = TrainOptions {
+        allow_config_change: true,
+        ..opts(&dir, 8, true)
+    };
+    let e = train_teacher(&bad, &changed).unwrap_err();
     assert!(matches!(e, Error::NonFinite { step: 5, .. }), "{e}");
     let msg = e.to_string();
     assert!(
@@ -171,4 +176,106 @@ fn one_writer_per_run_folder_and_stale_temp_files_are_removed() {
         "{:?}",
         names(&dir)
     );
+}
+
+#[test]
+fn resume_refuses_a_changed_config_unless_allowed_and_then_records_it() {
+    let cfg = tiny_config();
+    let dir = temp_dir("strict-resume");
+    train_teacher(&cfg, &opts(&dir, 5, false)).unwrap();
+    let before = std::fs::read(dir.join("checkpoint.fsk")).unwrap();
+    let mut changed = cfg.clone();
+    changed.train.lr = 4e-3;
+    changed.train.seed = 7;
+    changed.train.log_every = 3; // a schedule key: free to change
+    let e = train_teacher(&changed, &opts(&dir, 10, true))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("train.lr: 0.002 → 0.004")
+            && e.contains("train.seed: 0 → 7")
+            && !e.contains("log_every")
+            && e.contains("--allow-config-change"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read(dir.join("checkpoint.fsk")).unwrap(), before);
+    let allowed = TrainOptions {
+        allow_config_change: true,
+        ..opts(&dir, 10, true)
+    };
+    let s = train_teacher(&changed, &allowed).unwrap();
+    assert_eq!((s.resumed_from, s.steps), (5, 10));
+    let metrics = std::fs::read_to_string(dir.join("metrics.jsonl")).unwrap();
+    let line = metrics
+        .lines()
+        .find(|l| l.contains("config_change"))
+        .expect("the change is recorded");
+    assert!(
+        line.contains("\"step\":5") && line.contains("train.lr"),
+        "{line}"
+    );
+    // The logged training time still reads (the change line is not a metrics line).
+    assert!(teacher::train::logged_seconds(&dir, 8).is_some());
+}
+
+#[test]
+fn nonsense_settings_are_refused_up_front_naming_the_key() {
+    // Each was accepted silently before (or, for lr = inf, failed at step 1 with a wrong message).
+    let base =
+        "[model]\nmodel_channels = 8\nchannel_mult = [1, 2]\nnum_blocks = 1\nnorm_groups = 4\n";
+    let cases = [
+        (
+            "attn_resolutions = [5]\n",
+            "",
+            "model.attn_resolutions",
+            "[8, 4]",
+        ),
+        ("", "adam_beta1 = 1.5\n", "train.adam_beta1", "[0, 1)"),
+        ("", "adam_epsilon = -1.0\n", "train.adam_epsilon", "> 0"),
+        (
+            "",
+            "ema_rampup_ratio = -1.0\n",
+            "train.ema_rampup_ratio",
+            "(0, 1]",
+        ),
+        ("", "steps = 0\n", "train.steps", "≥ 1"),
+        ("", "lr = inf\n", "train.lr", "finite"),
+    ];
+    for (model, train, key, range) in cases {
+        let text = format!("{base}{model}[train]\nbatch_size = 8\n{train}");
+        let e = match teacher::config::TeacherConfig::from_toml(&text) {
+            Err(e) => e.to_string(),
+            // Shape checks need the data: they run when training starts.
+            Ok(cfg) => train_teacher(&cfg, &opts(&temp_dir("nonsense"), 1, false))
+                .unwrap_err()
+                .to_string(),
+        };
+        assert!(e.contains(key) && e.contains(range), "{key}: {e}");
+    }
+    // More levels than 8×8 digits have: 2^(5−1) = 16 > 8.
+    let deep = format!("{base}[train]\nbatch_size = 8\n").replace("[1, 2]", "[1, 2, 2, 2, 2]");
+    let cfg = teacher::config::TeacherConfig::from_toml(&deep).unwrap();
+    let e = train_teacher(&cfg, &opts(&temp_dir("deep"), 1, false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("model.channel_mult") && e.contains("at most 4"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_run_that_diverges_before_any_checkpoint_says_so() {
+    // ln σ ~ N(1000, ·): the very first loss is not finite; no checkpoint exists to keep.
+    let mut cfg = tiny_config();
+    cfg.diffusion.sigma_dist.p_mean = 1000.0;
+    let dir = temp_dir("nan-at-0");
+    let e = train_teacher(&cfg, &opts(&dir, 3, false))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("step 0") && e.contains("No checkpoint was written yet"),
+        "{e}"
+    );
+    assert!(!dir.join("checkpoint.fsk").exists());
 }

@@ -90,6 +90,7 @@ pub fn measure(
             out: scratch.join(stage.name()),
             data: data.map(PathBuf::from),
             resume: false,
+            allow_config_change: false,
             steps: Some(k),
             quiet: true,
             device: device.clone(),

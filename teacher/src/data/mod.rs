@@ -209,6 +209,24 @@ impl DataConfig {
                 folder::load(&dir()?, self.resolution, self.channels, split, layout)?
             }
         };
+        if base.is_empty() || base.shape.height == 0 || base.shape.width == 0 {
+            let what = format!(
+                "{:?} split of `{}` holds {} examples of {}×{}: a run needs at least one example \
+                 of at least 1×1; check the files (or `--data DIR`)",
+                split,
+                self.source.name(),
+                base.len(),
+                base.shape.width,
+                base.shape.height
+            );
+            return Err(match override_path.or(self.path.as_deref()) {
+                Some(path) => Error::Data {
+                    path: path.to_path_buf(),
+                    message: what,
+                },
+                None => Error::Invalid(what),
+            });
+        }
         match &self.clips {
             None => Ok(base),
             Some(_) if base.shape.is_clip() => Err(Error::Invalid(format!(

@@ -198,6 +198,44 @@ impl UNetConfig {
         Ok(())
     }
 
+    /// The feature-map sizes of the levels for examples of `shape` (after padding), largest first.
+    pub fn resolutions(&self, shape: ImageShape) -> Vec<usize> {
+        let m = self.size_multiple();
+        let top = shape.height.div_ceil(m) * m;
+        (0..self.channel_mult.len()).map(|k| top >> k).collect()
+    }
+
+    /// Reject levels the image does not have (2^(levels−1) > its side) and attention
+    /// resolutions no level has.
+    pub fn check_shape(&self, shape: ImageShape) -> Result<()> {
+        let side = shape.height.min(shape.width);
+        if self.size_multiple() > side {
+            return Err(Error::value(
+                "model.channel_mult",
+                format!("{:?}", self.channel_mult),
+                &format!(
+                    "has {} levels, but {}×{} images allow at most {} (each level halves the side)",
+                    self.channel_mult.len(),
+                    shape.width,
+                    shape.height,
+                    side.max(1).ilog2() + 1
+                ),
+            ));
+        }
+        let have = self.resolutions(shape);
+        if let Some(r) = self.attn_resolutions.iter().find(|r| !have.contains(r)) {
+            return Err(Error::value(
+                "model.attn_resolutions",
+                format!("{:?}", self.attn_resolutions),
+                &format!(
+                    "{r} is no feature-map size of this net on {}×{} images: use some of {have:?} (or [] for none)",
+                    shape.width, shape.height
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// The multiple of which height and width are padded to (2^(levels−1)).
     pub fn size_multiple(&self) -> usize {
         1 << (self.channel_mult.len().saturating_sub(1))
