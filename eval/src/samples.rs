@@ -27,6 +27,7 @@ pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
         .filter(|p| p.extension().is_some_and(|x| x == "png") && class_of(p).is_some())
         .collect();
     names.sort();
+    check_against_record(dir, names.len()).map_err(err)?;
     if names.is_empty() {
         return Err(err(
             "holds no `NNNNN_cK.png` samples: write some with `fewstep sample --out DIR`".into(),
@@ -59,4 +60,23 @@ pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
 fn class_of(p: &Path) -> Option<usize> {
     let stem = p.file_stem()?.to_str()?;
     stem.rsplit_once("_c")?.1.parse().ok()
+}
+
+/// A folder written by `fewstep sample` says in `samples.json` how many samples it holds; files
+/// that disagree with it (added or removed by hand, or by another program) are refused.
+fn check_against_record(dir: &Path, found: usize) -> std::result::Result<(), String> {
+    let Ok(text) = std::fs::read_to_string(dir.join("samples.json")) else {
+        return Ok(());
+    };
+    let n = serde_json::from_str::<serde_json::Value>(&text)
+        .ok()
+        .and_then(|v| v.get("n")?.as_u64());
+    match n {
+        Some(n) if n as usize == found => Ok(()),
+        Some(n) => Err(format!(
+            "holds {found} sample images but its `samples.json` lists {n}: the folder was changed \
+             after `fewstep sample` wrote it; sample again into it"
+        )),
+        None => Err("has a `samples.json` that fewstep cannot read: sample again into it".into()),
+    }
 }

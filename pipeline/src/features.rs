@@ -33,7 +33,8 @@ pub fn train(
         return Ok((cfg, m, true));
     }
     let test = data.load(data_dir, Split::Test)?;
-    let _lock = teacher::lock::FolderLock::acquire(out)?;
+    let markers = [eval::classifier::WEIGHTS_FILE, eval::classifier::META_FILE];
+    let _lock = teacher::lock::FolderLock::acquire(out, &markers)?;
     let meta = train_classifier(&cfg, &data.name(), &train, &test, out, quiet, device)?;
     Ok((cfg, meta, false))
 }

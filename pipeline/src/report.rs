@@ -362,7 +362,13 @@ pub fn report_with(
     }
     let example = Checkpoint::load(&todo[0].0)?.header.spec.shape;
     let scoring = Scoring::new(args, example, device)?;
-    let _lock = teacher::lock::FolderLock::acquire(&args.out)?;
+    // Written beside `--out` and swapped in whole: a killed report leaves the old one whole.
+    let staged = teacher::staged::StagedFolder::begin(&args.out, "results.json")?;
+    let dest = args.out.clone();
+    let args = &ReportSettings {
+        out: staged.path().to_path_buf(),
+        ..args.clone()
+    };
     let real_vs_real = match &args.real {
         Some(spec) => Some(scoring.floor(spec, args.data.as_deref())?),
         None => None,
@@ -404,7 +410,8 @@ pub fn report_with(
     };
     results.compute_headline();
     write_report(&args.out, &results)?;
-    println!("report written to {}", args.out.join("report.md").display());
+    staged.commit()?;
+    println!("report written to {}", dest.join("report.md").display());
     let h = &results.headline;
     if let (Some(f), Some(s)) = (
         h.fid_ratio_student4_vs_teacher50

@@ -286,7 +286,10 @@ pub fn run_pipeline(s: &PipelineSettings) -> Result<()> {
     // One pipeline per run folder (each stage also locks its own folder).
     let _lock = match s.dry_run {
         true => None,
-        false => Some(teacher::lock::FolderLock::acquire(run)?),
+        false => Some(teacher::lock::FolderLock::acquire(
+            run,
+            &[STATE_FILE, CONFIG_FILE],
+        )?),
     };
     if !s.dry_run {
         let text = toml::to_string(&s.config).context("serializing the pipeline config")?;

@@ -45,7 +45,7 @@ struct SamplesMeta<'a> {
 
 /// Sample as `s` says and write the folder; returns the line that says what was written.
 pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<String> {
-    let (spec, dir) = (&settings.spec, &settings.out);
+    let spec = &settings.spec;
     let path = resolve_model(&settings.model, spec.steps)?;
     let ck = Checkpoint::load(&path)?;
     let num_classes = ck.header.spec.num_classes;
@@ -66,7 +66,9 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     if spec.batch_size == 0 {
         bail!("`--batch 0`: sample at least one image per batch (the default is 250)");
     }
-    let _lock = teacher::lock::FolderLock::acquire(dir)?;
+    // Written beside `--out` and swapped in whole: a folder never mixes two sample sets.
+    let staged = teacher::staged::StagedFolder::begin(&settings.out, "samples.json")?;
+    let dir = staged.path();
     let t = Instant::now();
     let (out, plan) = sample_checkpoint(&ck, spec, device)?;
     let seconds = t.elapsed().as_secs_f64();
@@ -92,6 +94,7 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     };
     let json = serde_json::to_string_pretty(&meta)?;
     write_atomic(&dir.join("samples.json"), json.as_bytes())?;
+    let dir = staged.commit()?;
     let what = match shape.is_clip() {
         true => "clips (animated PNG), grid.png (animated) and strip.png",
         false => "images and grid.png",

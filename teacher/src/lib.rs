@@ -19,6 +19,7 @@ pub mod resume;
 pub mod rng;
 pub mod runs;
 pub mod sample;
+pub mod staged;
 pub mod train;
 pub mod unet;
 pub mod upgrade;

@@ -21,17 +21,27 @@ pub struct FolderLock {
 }
 
 impl FolderLock {
-    /// Lock `dir` (created if missing) for writing, or say who holds it.
-    pub fn acquire(dir: &Path) -> Result<Self> {
+    /// Lock `dir` (created if missing) for writing, or say who holds it. A folder that exists,
+    /// is not empty and holds none of `markers` (nor a lock file) was not written by fewstep:
+    /// it is refused, never written into.
+    pub fn acquire(dir: &Path, markers: &[&str]) -> Result<Self> {
+        refuse_foreign(dir, markers)?;
         std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
-        let path = dir.join(LOCK_FILE);
+        let lock = Self::at(&dir.join(LOCK_FILE), dir)?;
+        remove_stale_temps(dir);
+        Ok(lock)
+    }
+
+    /// Hold the lock file `path` for writing `dir` (which may live elsewhere, as for folders
+    /// that are replaced whole).
+    pub fn at(path: &Path, dir: &Path) -> Result<Self> {
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)
             .create(true)
             .truncate(false)
-            .open(&path)
-            .map_err(Error::io("open the lock file", &path))?;
+            .open(path)
+            .map_err(Error::io("open the lock file", path))?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
@@ -45,7 +55,7 @@ impl FolderLock {
                     if pid.is_empty() { "unknown" } else { pid }
                 )));
             }
-            Err(TryLockError::Error(e)) => return Err(Error::io("lock", &path)(e)),
+            Err(TryLockError::Error(e)) => return Err(Error::io("lock", path)(e)),
         }
         let record = (|| {
             file.set_len(0)?;
@@ -53,12 +63,34 @@ impl FolderLock {
             write!(file, "{}", std::process::id())?;
             file.flush()
         })();
-        record.map_err(Error::io("write the lock file", &path))?;
-        remove_stale_temps(dir);
+        record.map_err(Error::io("write the lock file", path))?;
         Ok(Self {
             _file: file,
             dir: dir.to_path_buf(),
         })
+    }
+}
+
+/// Refuse `dir` if it exists, is not empty and holds neither a lock file nor one of `markers`.
+pub fn refuse_foreign(dir: &Path, markers: &[&str]) -> Result<()> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(());
+    };
+    let names: Vec<String> = entries
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    let ours = names
+        .iter()
+        .any(|n| n == LOCK_FILE || markers.contains(&n.as_str()));
+    match names.first() {
+        Some(first) if !ours => Err(Error::Invalid(format!(
+            "`{}` holds files fewstep did not write (`{first}`, {} in all): fewstep never \
+             overwrites them; choose a new or empty folder",
+            dir.display(),
+            names.len()
+        ))),
+        _ => Ok(()),
     }
 }
 

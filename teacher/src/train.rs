@@ -367,7 +367,7 @@ impl RunLog {
         quiet: bool,
     ) -> Result<Self> {
         let step = state.step;
-        let lock = crate::lock::FolderLock::acquire(out)?;
+        let lock = crate::lock::FolderLock::acquire(out, &[LATEST])?;
         write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
         let path = out.join("metrics.jsonl");
         trim_metrics(&path, step)?;

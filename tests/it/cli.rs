@@ -262,3 +262,56 @@ fn shipped_configs_parse_and_digits_is_the_default() {
     let mnist = teacher::config::TeacherConfig::from_file(&root.join("mnist.toml")).unwrap();
     assert_eq!(mnist.data.source, teacher::data::DataSource::Mnist);
 }
+
+#[test]
+fn sample_folders_never_mix_two_runs_and_foreign_folders_are_left_alone() {
+    let dir = temp_dir("cli-sample-folders");
+    let cfg = write(&dir, "tiny.toml", TINY);
+    let run = dir.join("run").display().to_string();
+    let o = fewstep(&[
+        "--quiet", "teacher", "train", "--config", &cfg, "--out", &run,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    // Before: 20 then 4 samples into one folder left 16 stale PNGs that `eval` scored.
+    let out = dir.join("s");
+    let o_s = out.display().to_string();
+    for n in ["20", "4"] {
+        let o = fewstep(&[
+            "--quiet", "sample", "--model", &run, "--n", n, "--steps", "2", "--out", &o_s,
+        ]);
+        assert!(o.status.success(), "{}", stderr(&o));
+    }
+    let set = eval::samples::load_samples(&out, 1).unwrap();
+    assert_eq!(set.classes.len(), 4);
+    // A file added by hand disagrees with samples.json: refused.
+    std::fs::copy(out.join("00000_c0.png"), out.join("00009_c9.png")).unwrap();
+    let Err(e) = eval::samples::load_samples(&out, 1) else {
+        panic!("a folder that disagrees with its samples.json is refused")
+    };
+    let e = e.to_string();
+    assert!(e.contains("samples.json") && e.contains("lists 4"), "{e}");
+    // Folders fewstep did not write are refused, their files untouched.
+    let mine = dir.join("mine");
+    std::fs::create_dir_all(&mine).unwrap();
+    std::fs::write(mine.join("config.toml"), "my notes").unwrap();
+    let m = mine.display().to_string();
+    let o = fewstep(&[
+        "sample", "--model", &run, "--n", "2", "--steps", "2", "--out", &m,
+    ]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("did not write"),
+        "{}",
+        stderr(&o)
+    );
+    let o = fewstep(&["teacher", "train", "--config", &cfg, "--out", &m]);
+    assert!(
+        !o.status.success() && stderr(&o).contains("did not write"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(
+        std::fs::read_to_string(mine.join("config.toml")).unwrap(),
+        "my notes"
+    );
+    assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
+}

@@ -143,7 +143,7 @@ fn a_flipped_byte_is_caught_and_the_previous_checkpoint_resumes() {
 fn one_writer_per_run_folder_and_stale_temp_files_are_removed() {
     let cfg = tiny_config();
     let dir = temp_dir("locked");
-    let held = teacher::lock::FolderLock::acquire(&dir).unwrap();
+    let held = teacher::lock::FolderLock::acquire(&dir, &[]).unwrap();
     let e = train_teacher(&cfg, &opts(&dir, 2, false))
         .unwrap_err()
         .to_string();
