@@ -137,6 +137,12 @@ pub fn encode(model: &pb::ModelProto) -> Vec<u8> {
 
 /// Read and decode an ONNX file, with errors that name it and say what to do.
 pub fn read_model(path: &Path) -> Result<pb::ModelProto> {
+    if path.is_dir() {
+        return Err(ExportError::onnx_file(
+            path,
+            "is a folder: pass the `.onnx` file inside it (e.g. `DIR/student-4.onnx`)",
+        ));
+    }
     if !path.is_file() {
         return Err(ExportError::onnx_file(
             path,

@@ -14,7 +14,7 @@ use teacher::edm::solver::Sampler;
 use teacher::image_io::{display_scale, grid, write_png};
 use teacher::recipe::ModelKind;
 use teacher::runs::resolve_model;
-use teacher::sample::{ClassChoice, SampleSpec, Samples, sample_checkpoint};
+use teacher::sample::{ClassChoice, SampleSpec, sample_checkpoint_each};
 use teacher::unet::ImageShape;
 
 /// What to sample and where to write it.
@@ -27,7 +27,7 @@ pub struct SampleSettings {
 }
 
 #[derive(Serialize)]
-struct SamplesMeta<'a> {
+struct SamplesMeta {
     model: String,
     kind: ModelKind,
     n: usize,
@@ -40,7 +40,8 @@ struct SamplesMeta<'a> {
     seed: u64,
     nfe: usize,
     seconds: f64,
-    classes: &'a [usize],
+    /// Which class each image has (its file name says it too: `NNNNN_cK.png`).
+    classes: String,
 }
 
 /// Sample as `s` says and write the folder; returns the line that says what was written.
@@ -70,15 +71,23 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     let staged = teacher::staged::StagedFolder::begin(&settings.out, "samples.json")?;
     let dir = staged.path();
     let t = Instant::now();
-    let (out, plan) = sample_checkpoint(&ck, spec, device)?;
-    let seconds = t.elapsed().as_secs_f64();
     let shape = ck.header.spec.shape;
-    std::fs::create_dir_all(dir).with_context(|| format!("creating `{}`", dir.display()))?;
+    // Each batch goes to disk as it is done; only the grid's first images are kept.
+    let mut shown = Vec::new();
+    let (nfe, plan) = sample_checkpoint_each(&ck, spec, device, |first, images, classes| {
+        write_batch(dir, first, &images, classes, shape)
+            .map_err(|e| teacher::Error::Invalid(format!("{e:#}")))?;
+        let room = GRID_MAX.saturating_sub(shown.len() / shape.len());
+        shown.extend_from_slice(&images[..room.min(classes.len()) * shape.len()]);
+        Ok(())
+    })?;
+    let seconds = t.elapsed().as_secs_f64();
+    let shown_n = shown.len() / shape.len();
     let cols = match spec.classes {
-        ClassChoice::All => num_classes.min(spec.n),
-        ClassChoice::One(_) => (spec.n as f64).sqrt().ceil() as usize,
+        ClassChoice::All => num_classes.min(shown_n),
+        ClassChoice::One(_) => (shown_n as f64).sqrt().ceil() as usize,
     };
-    write_images(dir, &out, shape, cols)?;
+    write_grid(dir, &shown, shape, cols)?;
     let meta = SamplesMeta {
         model: path.display().to_string(),
         kind: ck.header.kind(),
@@ -88,9 +97,12 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
         plan: plan.describe(),
         guidance: spec.guidance,
         seed: spec.seed,
-        nfe: out.nfe,
+        nfe,
         seconds,
-        classes: &out.classes,
+        classes: match spec.classes {
+            ClassChoice::All => format!("image i has class i mod {num_classes}"),
+            ClassChoice::One(k) => format!("every image has class {k}"),
+        },
     };
     let json = serde_json::to_string_pretty(&meta)?;
     write_atomic(&dir.join("samples.json"), json.as_bytes())?;
@@ -104,31 +116,42 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
         spec.n,
         dir.display(),
         ck.header.kind().name(),
-        out.nfe,
+        nfe,
         spec.steps,
         plan.describe(),
         spec.guidance,
     ))
 }
 
-/// The sample files and the grid (clips: animated PNGs, an animated grid and a strip).
-fn write_images(dir: &Path, out: &Samples, shape: ImageShape, cols: usize) -> Result<()> {
-    let images: Vec<&[f32]> = out.images.chunks(shape.len()).collect();
-    for (i, (img, c)) in images.iter().zip(&out.classes).enumerate() {
-        let p = dir.join(format!("{i:05}_c{c}.png"));
+/// The most samples `grid.png` shows.
+const GRID_MAX: usize = 100;
+
+/// One batch's sample files (clips: animated PNGs), numbered from `first`.
+fn write_batch(
+    dir: &Path,
+    first: usize,
+    images: &[f32],
+    classes: &[usize],
+    shape: ImageShape,
+) -> Result<()> {
+    for (k, (img, c)) in images.chunks(shape.len()).zip(classes).enumerate() {
+        let p = dir.join(format!("{:05}_c{c}.png", first + k));
         match shape.is_clip() {
             // Native resolution, like still samples, so `fewstep eval fid --samples` reads them.
             true => write_atomic(&p, &apng_bytes(img, shape, FPS, 1)?)?,
             false => write_png(&p, img, shape)?,
         }
     }
+    Ok(())
+}
+
+/// The grid of the first samples (clips: an animated grid and a strip).
+fn write_grid(dir: &Path, shown: &[f32], shape: ImageShape, cols: usize) -> Result<()> {
+    let images: Vec<&[f32]> = shown.chunks(shape.len()).collect();
     if shape.is_clip() {
         write_grid_apng(&dir.join("grid.png"), &images, shape, cols, FPS)?;
-        write_strip(
-            &dir.join("strip.png"),
-            &images[..images.len().min(10)],
-            shape,
-        )?;
+        let strip = &images[..images.len().min(10)];
+        write_strip(&dir.join("strip.png"), strip, shape)?;
     } else {
         let (g, gshape) = grid(&images, shape, cols, display_scale(shape.height));
         write_png(&dir.join("grid.png"), &g, gshape)?;

@@ -23,7 +23,9 @@ const SCHEDULE_KEYS: [&str; 3] = ["steps", "checkpoint_every", "log_every"];
 
 /// The settings that differ between the `saved` and the `new` config (TOML), as
 /// `key: old → new` lines; schedule keys are left out. Text that does not parse counts as empty.
-pub fn config_changes(saved: &str, new: &str) -> Vec<String> {
+/// With `older` (a checkpoint of an earlier format), keys the saved config lacks are taken to
+/// be ones its fewstep did not have yet, at their default.
+pub fn config_changes(saved: &str, new: &str, older: bool) -> Vec<String> {
     let flat = |text: &str| {
         let mut out = BTreeMap::new();
         let table = text.parse::<toml::Table>().unwrap_or_default();
@@ -37,7 +39,7 @@ pub fn config_changes(saved: &str, new: &str) -> Vec<String> {
     keys.sort();
     keys.dedup();
     keys.into_iter()
-        .filter(|k| a.get(*k) != b.get(*k))
+        .filter(|k| (!older || a.contains_key(*k)) && a.get(*k) != b.get(*k))
         .map(|k| {
             let (old, new) = (a.get(k).unwrap_or(&none), b.get(k).unwrap_or(&none));
             format!("{k}: {old} → {new}")
@@ -45,9 +47,16 @@ pub fn config_changes(saved: &str, new: &str) -> Vec<String> {
         .collect()
 }
 
-/// Check a resume of a run saved with `saved` under `new`; returns the changes it takes.
-pub fn check(saved: &str, new: &str, mode: Resume, run: &std::path::Path) -> Result<Vec<String>> {
-    let changes = config_changes(saved, new);
+/// Check a resume of a run saved with `saved` (by a fewstep of an earlier format: `older`)
+/// under `new`; returns the changes it takes.
+pub fn check(
+    saved: &str,
+    new: &str,
+    older: bool,
+    mode: Resume,
+    run: &std::path::Path,
+) -> Result<Vec<String>> {
+    let changes = config_changes(saved, new, older);
     if changes.is_empty() || mode == Resume::AllowConfigChange {
         return Ok(changes);
     }
@@ -92,21 +101,25 @@ mod tests {
     fn schedule_keys_are_free_everything_else_is_named() {
         let saved = "[train]\nsteps = 10\nlr = 0.001\nseed = 0\n[model]\nmodel_channels = 8\n";
         let longer = "[train]\nsteps = 20\nlog_every = 5\nlr = 0.001\nseed = 0\n[model]\nmodel_channels = 8\n";
-        assert!(config_changes(saved, longer).is_empty());
+        assert!(config_changes(saved, longer, false).is_empty());
         let changed = "[train]\nsteps = 10\nlr = 0.002\n[model]\nmodel_channels = 8\n";
         assert_eq!(
-            config_changes(saved, changed),
+            config_changes(saved, changed, false),
             ["train.lr: 0.001 → 0.002", "train.seed: 0 → (unset)"]
         );
         let dir = std::path::Path::new("RUN");
-        let e = check(saved, changed, Resume::Strict, dir)
+        let e = check(saved, changed, false, Resume::Strict, dir)
             .unwrap_err()
             .to_string();
         assert!(
             e.contains("train.lr") && e.contains("--allow-config-change"),
             "{e}"
         );
-        let taken = check(saved, changed, Resume::AllowConfigChange, dir).unwrap();
+        let taken = check(saved, changed, false, Resume::AllowConfigChange, dir).unwrap();
         assert_eq!(taken.len(), 2);
+        // A key an older format did not have is no change; a changed value still is.
+        let newer = format!("{saved}kind = \"unet\"\n");
+        assert!(config_changes(saved, &newer, true).is_empty());
+        assert_eq!(config_changes(saved, changed, true).len(), 2);
     }
 }

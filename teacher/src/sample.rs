@@ -124,22 +124,22 @@ pub fn guided_sample(
     }
 }
 
-/// Split a request into batches, draw noise and classes, and run `f` on each.
-pub fn run_batches(
+/// Split a request into batches, draw noise and classes, run `f` on each, and hand each
+/// batch's images (`[b·C·H·W]`), classes and first index to `sink` as soon as it is done, so
+/// no more than one batch is held; returns the NFE per image.
+pub fn for_each_batch<E>(
     spec: &SampleSpec,
     shape: ImageShape,
     num_classes: usize,
     device: &Device,
     mut f: impl FnMut(Tensor<4>, &Cond, std::ops::Range<usize>) -> Sampled,
-) -> Samples {
+    mut sink: impl FnMut(usize, Vec<f32>, &[usize]) -> std::result::Result<(), E>,
+) -> std::result::Result<usize, E> {
     let len = shape.len();
-    let mut images = Vec::with_capacity(spec.n * len);
-    let classes: Vec<usize> = (0..spec.n)
-        .map(|i| spec.classes.class_of(i, num_classes))
-        .collect();
+    let batch = spec.batch_size.max(1);
     let mut nfe = 0;
-    for first in (0..spec.n).step_by(spec.batch_size.max(1)) {
-        let b = spec.batch_size.max(1).min(spec.n - first);
+    for first in (0..spec.n).step_by(batch) {
+        let b = batch.min(spec.n - first);
         let noise = Tensor::<4>::from_data(
             TensorData::new(
                 noise_for(first, b, len, spec.seed),
@@ -147,24 +147,43 @@ pub fn run_batches(
             ),
             device,
         );
-        let labels: Vec<i64> = classes[first..first + b]
-            .iter()
-            .map(|&c| c as i64)
+        let classes: Vec<usize> = (first..first + b)
+            .map(|i| spec.classes.class_of(i, num_classes))
             .collect();
+        let labels: Vec<i64> = classes.iter().map(|&c| c as i64).collect();
         let cond = Cond {
             class: Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device),
             extra: None,
         };
         let out = f(noise, &cond, first..first + b);
         nfe = out.nfe;
-        images.extend(
-            out.x
-                .into_data()
-                .convert::<f32>()
-                .try_into_vec::<f32>()
-                .expect("f32 images"),
-        );
+        let images = out
+            .x
+            .into_data()
+            .convert::<f32>()
+            .try_into_vec::<f32>()
+            .expect("f32 images");
+        sink(first, images, &classes)?;
     }
+    Ok(nfe)
+}
+
+/// [`for_each_batch`], collecting every batch.
+pub fn run_batches(
+    spec: &SampleSpec,
+    shape: ImageShape,
+    num_classes: usize,
+    device: &Device,
+    f: impl FnMut(Tensor<4>, &Cond, std::ops::Range<usize>) -> Sampled,
+) -> Samples {
+    let (mut images, mut classes) = (Vec::new(), Vec::new());
+    let collect =
+        |_, x: Vec<f32>, c: &[usize]| -> std::result::Result<(), std::convert::Infallible> {
+            images.extend(x);
+            classes.extend_from_slice(c);
+            Ok(())
+        };
+    let Ok(nfe) = for_each_batch(spec, shape, num_classes, device, f, collect);
     Samples {
         images,
         classes,
@@ -179,6 +198,28 @@ pub fn sample_checkpoint(
     spec: &SampleSpec,
     device: &Device,
 ) -> Result<(Samples, SamplerPlan)> {
+    let (mut images, mut classes) = (Vec::new(), Vec::new());
+    let (nfe, plan) = sample_checkpoint_each(ck, spec, device, |_, x, c| {
+        images.extend(x);
+        classes.extend_from_slice(c);
+        Ok(())
+    })?;
+    let s = Samples {
+        images,
+        classes,
+        nfe,
+    };
+    Ok((s, plan))
+}
+
+/// [`sample_checkpoint`], handing each batch to `sink` as it is done (first index, images,
+/// classes) instead of holding them all; returns the NFE per image and the plan.
+pub fn sample_checkpoint_each(
+    ck: &Checkpoint,
+    spec: &SampleSpec,
+    device: &Device,
+    sink: impl FnMut(usize, Vec<f32>, &[usize]) -> Result<()>,
+) -> Result<(usize, SamplerPlan)> {
     let plan = ck
         .header
         .recipe
@@ -186,23 +227,18 @@ pub fn sample_checkpoint(
     let model = ck.inference_model(device)?;
     let shape = model.example_shape();
     let len = shape.len();
-    let s = run_batches(
-        spec,
-        shape,
-        model.num_classes,
-        device,
-        |noise, cond, range| {
-            let n = range.len();
-            let dims = [n, shape.planes(), shape.height, shape.width];
-            let mut noises = vec![noise];
-            for k in 1..plan.noises() {
-                let z = renoise_for(range.start, n, len, spec.seed, k);
-                noises.push(Tensor::from_data(TensorData::new(z, dims), device));
-            }
-            run_plan(&model, &plan, &noises, &plan.cond(cond))
-        },
-    );
-    Ok((s, plan))
+    let run = |noise, cond: &Cond, range: std::ops::Range<usize>| {
+        let n = range.len();
+        let dims = [n, shape.planes(), shape.height, shape.width];
+        let mut noises = vec![noise];
+        for k in 1..plan.noises() {
+            let z = renoise_for(range.start, n, len, spec.seed, k);
+            noises.push(Tensor::from_data(TensorData::new(z, dims), device));
+        }
+        run_plan(&model, &plan, &noises, &plan.cond(cond))
+    };
+    let nfe = for_each_batch(spec, shape, model.num_classes, device, run, sink)?;
+    Ok((nfe, plan))
 }
 
 /// A model as a plain denoiser, for callers that hold one behind a reference.

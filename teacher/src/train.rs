@@ -273,7 +273,8 @@ pub fn init_or_resume(
                 .into(),
         });
     }
-    let config_changes = crate::resume::check(&ck.header.config, &run.config, resume, out)?;
+    let older = ck.header.format < FORMAT_VERSION;
+    let config_changes = crate::resume::check(&ck.header.config, &run.config, older, resume, out)?;
     let optim = optimizer(t)
         .from_bytes(Bytes::from_bytes_vec(ck.blob("optimizer")?.to_vec()))
         .map_err(|e| Error::Checkpoint {

@@ -315,3 +315,48 @@ fn sample_folders_never_mix_two_runs_and_foreign_folders_are_left_alone() {
     );
     assert_eq!(std::fs::read_dir(&mine).unwrap().count(), 1);
 }
+
+#[test]
+fn a_billion_samples_stream_to_disk_and_a_killed_run_leaves_no_folder() {
+    // Before: `--n 1000000000` reserved 256 GB for the outputs up front and aborted.
+    let dir = temp_dir("cli-stream");
+    let cfg = write(&dir, "tiny.toml", TINY);
+    let run = dir.join("run").display().to_string();
+    let o = fewstep(&[
+        "--quiet", "teacher", "train", "--config", &cfg, "--out", &run,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = dir.join("s");
+    let o_s = out.display().to_string();
+    let args = [
+        "--quiet", "sample", "--model", &run, "--steps", "1", "--batch", "4",
+    ];
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fewstep"))
+        .args([&args[..], &["--n", "1000000000", "--out", &o_s]].concat())
+        .spawn()
+        .unwrap();
+    let tmp = dir.join(format!(".s.tmp-{}", child.id()));
+    let written = || std::fs::read_dir(&tmp).map_or(0, |d| d.count());
+    let t = std::time::Instant::now();
+    while written() < 8 && t.elapsed().as_secs() < 60 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the sampler exited early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(written() >= 8, "samples are written batch by batch");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // Killed before its swap: no half folder at --out; the next run there cleans up.
+    assert!(!out.exists());
+    let o = fewstep(&[&args[..], &["--n", "3", "--out", &o_s]].concat());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!tmp.exists(), "the killed run's temp folder is removed");
+    assert_eq!(
+        eval::samples::load_samples(&out, 1)
+            .map(|s| s.classes.len())
+            .ok(),
+        Some(3)
+    );
+}

@@ -39,6 +39,12 @@ fn malformed_and_missing_files_are_named_with_the_fix() {
         e.contains("nope.onnx") && e.contains("fewstep export onnx"),
         "{e}"
     );
+    // A folder is a folder (before: "does not exist").
+    let e = check_err(&dir, &source, 2);
+    assert!(
+        e.contains("is a folder") && !e.contains("does not exist"),
+        "{e}"
+    );
 }
 
 #[test]
