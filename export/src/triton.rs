@@ -234,6 +234,7 @@ fn engine_sidecar(onnx: &Path, opts: &TritonOptions) -> Result<Option<EngineSide
                     plan.display()
                 )));
             }
+            check_engine_bytes(plan)?;
             // No sidecar (an engine built by trtexec): no profile to check against. A sidecar that
             // does not parse is an error, not a silent default.
             if crate::engine::sidecar_path(plan).is_file() {
@@ -294,4 +295,28 @@ fn resolve_max_batch(
         }
         m
     })
+}
+
+/// A serialized engine is binary and larger than any header: a text file or a stub given as
+/// `--engine` by mistake is refused before it is copied into the repository.
+fn check_engine_bytes(plan: &Path) -> Result<()> {
+    let bytes = std::fs::read(plan).map_err(ExportError::io("read", plan))?;
+    let why = if bytes.len() < 1024 {
+        Some(format!(
+            "is {} bytes, too small for a TensorRT engine",
+            bytes.len()
+        ))
+    } else if std::str::from_utf8(&bytes).is_ok() {
+        Some("is text, not a serialized TensorRT engine".to_string())
+    } else {
+        None
+    };
+    match why {
+        Some(why) => Err(ExportError::Invalid(format!(
+            "engine `{}` {why}: build one with `fewstep export engine MODEL.onnx --out {}`",
+            plan.display(),
+            plan.display()
+        ))),
+        None => Ok(()),
+    }
 }

@@ -216,11 +216,14 @@ impl TeacherConfig {
             ));
         }
         let g = &d.grid;
-        if g.sigma_min.is_nan()
-            || g.sigma_min <= 0.0
-            || g.sigma_max.is_nan()
-            || g.sigma_max <= g.sigma_min
-        {
+        if !(g.sigma_min.is_finite() && g.sigma_min > 0.0) {
+            return Err(Error::value(
+                "diffusion.grid.sigma_min",
+                g.sigma_min,
+                "must be a finite number > 0 (EDM: 0.002)",
+            ));
+        }
+        if g.sigma_max.is_nan() || g.sigma_max <= g.sigma_min {
             return Err(Error::value(
                 "diffusion.grid.sigma_max",
                 g.sigma_max,

@@ -241,6 +241,14 @@ fn nonsense_settings_are_refused_up_front_naming_the_key() {
         ("", "steps = 0\n", "train.steps", "≥ 1"),
         ("", "lr = inf\n", "train.lr", "finite"),
     ];
+    // σ_min = −1 is named as σ_min (before: the error named sigma_max).
+    let e = teacher::config::TeacherConfig::from_toml("[diffusion.grid]\nsigma_min = -1.0\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("diffusion.grid.sigma_min") && e.contains("> 0"),
+        "{e}"
+    );
     for (model, train, key, range) in cases {
         let text = format!("{base}{model}[train]\nbatch_size = 8\n{train}");
         let e = match teacher::config::TeacherConfig::from_toml(&text) {

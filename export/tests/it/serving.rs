@@ -104,9 +104,29 @@ fn triton_repository_for_a_dynamic_onnx_student() {
     );
     assert_eq!(text, expected, "config.pbtxt:\n{text}");
 
-    // A fake engine without a sidecar: served as a TensorRT plan, default max batch.
+    // A text file given as the engine is refused (before: copied in as `model.plan`).
+    let text_plan = dir.join("notes.txt");
+    std::fs::write(&text_plan, "not an engine\n".repeat(100)).unwrap();
+    let e = write_repository(
+        &onnx,
+        &repo,
+        &TritonOptions {
+            name: Some("text".into()),
+            max_batch: None,
+            engine: Some(text_plan),
+        },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("is text") && e.contains("fewstep export engine"),
+        "{e}"
+    );
+    assert!(!repo.join("text").exists());
+
+    // A fake (binary) engine without a sidecar: served as a TensorRT plan, default max batch.
     let plan = dir.join("fake.plan");
-    std::fs::write(&plan, b"not really an engine").unwrap();
+    std::fs::write(&plan, vec![0xffu8; 4096]).unwrap();
     let r = write_repository(
         &onnx,
         &repo,
