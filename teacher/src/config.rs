@@ -87,6 +87,10 @@ impl Default for TrainConfig {
     }
 }
 
+/// The largest batch a config may ask for: far above any real run, low enough that a typo is an
+/// error and not an allocation that aborts the process.
+pub const MAX_BATCH: usize = 65_536;
+
 impl TrainConfig {
     /// Reject loop settings no run could use; `section` is the TOML table (`train`,
     /// `guided.train`, …) that errors name.
@@ -102,6 +106,13 @@ impl TrainConfig {
         ];
         if let Some((k, v)) = counts.iter().find(|(_, v)| *v == 0) {
             return Err(Error::value(&key(k), v, "must be ≥ 1"));
+        }
+        if t.batch_size > MAX_BATCH {
+            return Err(Error::value(
+                &key("batch_size"),
+                t.batch_size,
+                &format!("must be ≤ {MAX_BATCH} images per step"),
+            ));
         }
         if !positive(t.lr) {
             return Err(Error::value(

@@ -5,6 +5,7 @@ mod cli;
 mod data;
 mod eval;
 mod fixtures;
+mod fuzz;
 mod pipeline;
 mod student;
 mod train;

@@ -138,6 +138,22 @@ impl UNetConfig {
     /// Reject shapes no U-Net can be built with; each error names the `model.*` key and the range.
     pub fn validate(&self) -> Result<()> {
         let m = self;
+        // Upper bounds far above any CPU- or single-GPU-sized net, so that a typo is an error,
+        // not an allocation that aborts the process.
+        let bounds = [
+            ("model.model_channels", m.model_channels, 1024),
+            ("model.num_blocks", m.num_blocks, 16),
+            ("model.channel_mult (levels)", m.channel_mult.len(), 8),
+            (
+                "model.channel_mult (largest)",
+                m.channel_mult.iter().copied().max().unwrap_or(1),
+                16,
+            ),
+            ("model.attn_heads", m.attn_heads, 64),
+        ];
+        if let Some((k, v, max)) = bounds.iter().find(|(_, v, max)| v > max) {
+            return Err(Error::value(k, v, &format!("must be ≤ {max}")));
+        }
         if m.model_channels == 0 {
             return Err(Error::value(
                 "model.model_channels",
