@@ -252,6 +252,20 @@ impl TeacherConfig {
                 "must be 1 or 3",
             ));
         }
+        let grayscale = matches!(
+            self.data.source,
+            crate::data::DataSource::Digits | crate::data::DataSource::Mnist
+        );
+        if grayscale && self.data.channels != 1 {
+            return Err(Error::value(
+                "data.channels",
+                self.data.channels,
+                &format!(
+                    "`{}` is grayscale: set 1 (3 channels need a folder source of colour images)",
+                    self.data.source.name()
+                ),
+            ));
+        }
         Ok(())
     }
 }

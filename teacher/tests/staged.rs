@@ -115,3 +115,18 @@ fn folders_fewstep_did_not_write_are_refused_untouched() {
     assert!(e.contains("did not write"), "{e}");
     assert_eq!(names(&dest), ["holiday.png"]);
 }
+
+#[test]
+fn an_unwritable_destination_is_named() {
+    // /proc refuses new folders even to root, like a read-only disk (before: `eval report` there
+    // failed naming no path).
+    let dest = Path::new("/proc/fewstep-cannot-write-here/report");
+    if !Path::new("/proc").is_dir() {
+        eprintln!("skipped: no /proc on this system");
+        return;
+    }
+    let e = StagedFolder::begin(dest, "results.json")
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("/proc/fewstep-cannot-write-here"), "{e}");
+}

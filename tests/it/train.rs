@@ -241,6 +241,14 @@ fn nonsense_settings_are_refused_up_front_naming_the_key() {
         ("", "steps = 0\n", "train.steps", "≥ 1"),
         ("", "lr = inf\n", "train.lr", "finite"),
     ];
+    // 3 channels of grayscale digits (before: silently trained on 1 channel).
+    let e = teacher::config::TeacherConfig::from_toml("[data]\nchannels = 3\n")
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("data.channels") && e.contains("grayscale"),
+        "{e}"
+    );
     // σ_min = −1 is named as σ_min (before: the error named sigma_max).
     let e = teacher::config::TeacherConfig::from_toml("[diffusion.grid]\nsigma_min = -1.0\n")
         .unwrap_err()
