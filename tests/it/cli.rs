@@ -263,15 +263,21 @@ fn shipped_configs_parse_and_digits_is_the_default() {
     assert_eq!(mnist.data.source, teacher::data::DataSource::Mnist);
 }
 
-#[test]
-fn sample_folders_never_mix_two_runs_and_foreign_folders_are_left_alone() {
-    let dir = temp_dir("cli-sample-folders");
-    let cfg = write(&dir, "tiny.toml", TINY);
+/// The tiny config written to `dir/tiny.toml` and a teacher trained with it in `dir/run`.
+fn tiny_run(dir: &Path) -> (String, String) {
+    let cfg = write(dir, "tiny.toml", TINY);
     let run = dir.join("run").display().to_string();
     let o = fewstep(&[
         "--quiet", "teacher", "train", "--config", &cfg, "--out", &run,
     ]);
     assert!(o.status.success(), "{}", stderr(&o));
+    (cfg, run)
+}
+
+#[test]
+fn sample_folders_never_mix_two_runs_and_foreign_folders_are_left_alone() {
+    let dir = temp_dir("cli-sample-folders");
+    let (cfg, run) = tiny_run(&dir);
     // Before: 20 then 4 samples into one folder left 16 stale PNGs that `eval` scored.
     let out = dir.join("s");
     let o_s = out.display().to_string();
@@ -320,12 +326,7 @@ fn sample_folders_never_mix_two_runs_and_foreign_folders_are_left_alone() {
 fn a_billion_samples_stream_to_disk_and_a_killed_run_leaves_no_folder() {
     // Before: `--n 1000000000` reserved 256 GB for the outputs up front and aborted.
     let dir = temp_dir("cli-stream");
-    let cfg = write(&dir, "tiny.toml", TINY);
-    let run = dir.join("run").display().to_string();
-    let o = fewstep(&[
-        "--quiet", "teacher", "train", "--config", &cfg, "--out", &run,
-    ]);
-    assert!(o.status.success(), "{}", stderr(&o));
+    let (_, run) = tiny_run(&dir);
     let out = dir.join("s");
     let o_s = out.display().to_string();
     let args = [
