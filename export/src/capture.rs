@@ -97,9 +97,8 @@ pub const UNROLLED_OUTPUT: &str = "image";
 pub fn inputs_of(kind: ModelKind) -> Vec<Input> {
     match kind {
         ModelKind::Teacher => vec![Input::X, Input::Sigma, Input::Class],
-        ModelKind::Guided | ModelKind::Progressive | ModelKind::Consistency => {
-            vec![Input::X, Input::Sigma, Input::Class, Input::W]
-        }
+        // Every student kind (a new distillation method too) is w-conditioned.
+        _ => vec![Input::X, Input::Sigma, Input::Class, Input::W],
     }
 }
 
