@@ -1,7 +1,7 @@
 //! Reading a folder of samples written by `fewstep sample` (`NNNNN_cK.png`: still PNGs for
 //! images, animated PNGs for clips).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use teacher::clip_io::read_clip;
 use teacher::unet::ImageShape;
@@ -27,7 +27,7 @@ pub fn load_samples(dir: &Path, channels: usize) -> Result<SampleSet> {
         .filter(|p| p.extension().is_some_and(|x| x == "png") && class_of(p).is_some())
         .collect();
     names.sort();
-    check_against_record(dir, names.len()).map_err(err)?;
+    check_against_record(dir, &names).map_err(err)?;
     if names.is_empty() {
         return Err(err(
             "holds no `NNNNN_cK.png` samples: write some with `fewstep sample --out DIR`".into(),
@@ -62,21 +62,30 @@ fn class_of(p: &Path) -> Option<usize> {
     stem.rsplit_once("_c")?.1.parse().ok()
 }
 
-/// A folder written by `fewstep sample` says in `samples.json` how many samples it holds; files
-/// that disagree with it (added or removed by hand, or by another program) are refused.
-fn check_against_record(dir: &Path, found: usize) -> std::result::Result<(), String> {
+/// A folder written by `fewstep sample` says in `samples.json` how many samples it holds
+/// (files `00000_cK.png` … `{n−1}_cK.png`); a folder whose files are not exactly those (added,
+/// removed or renamed by hand, or by another program) is refused.
+fn check_against_record(dir: &Path, names: &[PathBuf]) -> std::result::Result<(), String> {
     let Ok(text) = std::fs::read_to_string(dir.join("samples.json")) else {
         return Ok(());
     };
     let n = serde_json::from_str::<serde_json::Value>(&text)
         .ok()
-        .and_then(|v| v.get("n")?.as_u64());
-    match n {
-        Some(n) if n as usize == found => Ok(()),
-        Some(n) => Err(format!(
-            "holds {found} sample images but its `samples.json` lists {n}: the folder was changed \
-             after `fewstep sample` wrote it; sample again into it"
+        .and_then(|v| v.get("n")?.as_u64())
+        .ok_or("has a `samples.json` that fewstep cannot read: sample again into it")?;
+    let index =
+        |p: &PathBuf| -> Option<u64> { p.file_stem()?.to_str()?.split_once("_c")?.0.parse().ok() };
+    let mut seen: Vec<u64> = names.iter().filter_map(index).collect();
+    seen.sort_unstable();
+    seen.dedup();
+    let listed = seen.len() == names.len() && seen.iter().copied().eq(0..n);
+    match listed {
+        true => Ok(()),
+        false => Err(format!(
+            "holds {} sample images but its `samples.json` lists {n} (00000 to {:05}): the \
+             folder was changed after `fewstep sample` wrote it; sample again into it",
+            names.len(),
+            n.saturating_sub(1)
         )),
-        None => Err("has a `samples.json` that fewstep cannot read: sample again into it".into()),
     }
 }
