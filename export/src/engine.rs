@@ -12,7 +12,8 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use sha2::{Digest, Sha256};
+/// SHA-256 as hex, the one the checkpoints use.
+pub use teacher::checkpoint::sha256_hex;
 
 use crate::error::{ExportError, Result};
 use crate::onnx::{DeclaredIo, declared_inputs, read_model};
@@ -348,13 +349,6 @@ pub fn missing_library_message(
 pub fn sha256_file(path: &Path) -> Result<String> {
     let bytes = std::fs::read(path).map_err(ExportError::io("read", path))?;
     Ok(sha256_hex(&bytes))
-}
-
-pub fn sha256_hex(bytes: &[u8]) -> String {
-    Sha256::digest(bytes)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// Write `bytes` to `path` atomically (temp file in the same folder, fsync, rename).

@@ -7,7 +7,6 @@ use std::time::Instant;
 
 use anyhow::{Result, bail};
 use burn::tensor::Device;
-use sha2::{Digest, Sha256};
 
 use eval::fid::FeatureSpace;
 use eval::metrics::{Metrics, Reference, score};
@@ -244,11 +243,8 @@ fn model_result(
         let (g, gs) = grid(&imgs, shape, cols, scale);
         write_png(&args.out.join(&grid_file), &g, gs)?;
     }
-    let config_hash = Sha256::digest(ck.header.config.as_bytes())
-        .iter()
-        .take(8)
-        .map(|b| format!("{b:02x}"))
-        .collect();
+    let config_hash =
+        teacher::checkpoint::sha256_hex(ck.header.config.as_bytes())[..16].to_string();
     let result = ModelResult {
         kind: name.clone(),
         name,

@@ -74,13 +74,13 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     let shape = ck.header.spec.shape;
     // Each batch goes to disk as it is done; only the grid's first images are kept.
     let mut shown = Vec::new();
-    let (nfe, plan) = sample_checkpoint_each(&ck, spec, device, |first, images, classes| {
-        write_batch(dir, first, &images, classes, shape)
-            .map_err(|e| teacher::Error::Invalid(format!("{e:#}")))?;
-        let room = GRID_MAX.saturating_sub(shown.len() / shape.len());
-        shown.extend_from_slice(&images[..room.min(classes.len()) * shape.len()]);
-        Ok(())
-    })?;
+    let (nfe, plan) =
+        sample_checkpoint_each(&ck, spec, device, |first, images, classes| -> Result<()> {
+            write_batch(dir, first, &images, classes, shape)?;
+            let room = GRID_MAX.saturating_sub(shown.len() / shape.len());
+            shown.extend_from_slice(&images[..room.min(classes.len()) * shape.len()]);
+            Ok(())
+        })?;
     let seconds = t.elapsed().as_secs_f64();
     let shown_n = shown.len() / shape.len();
     let cols = match spec.classes {

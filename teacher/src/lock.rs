@@ -28,7 +28,8 @@ impl FolderLock {
         refuse_foreign(dir, markers)?;
         std::fs::create_dir_all(dir).map_err(Error::io("create directory", dir))?;
         let lock = Self::at(&dir.join(LOCK_FILE), dir)?;
-        remove_stale_temps(dir);
+        // `.NAME.tmp-PID` files of killed atomic writes (`checkpoint::write_atomic`).
+        remove_stale(dir, |n| n.starts_with('.') && n.contains(".tmp-"));
         Ok(lock)
     }
 
@@ -94,17 +95,17 @@ pub fn refuse_foreign(dir: &Path, markers: &[&str]) -> Result<()> {
     }
 }
 
-/// Remove `.NAME.tmp-PID` files that a killed write left in `dir` (best effort: a file that
-/// cannot be removed is left, as it was).
-fn remove_stale_temps(dir: &Path) {
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name();
-        let name = name.to_string_lossy();
-        if name.starts_with('.') && name.contains(".tmp-") && e.path().is_file() {
-            let _ = std::fs::remove_file(e.path());
+/// Remove the entries of `dir` (files, or folders with all they hold) whose names `stale`
+/// picks: what a killed writer left behind (best effort: what cannot be removed stays).
+pub fn remove_stale(dir: &Path, stale: impl Fn(&str) -> bool) {
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        if stale(&e.file_name().to_string_lossy()) {
+            let p = e.path();
+            let _ = if p.is_dir() {
+                std::fs::remove_dir_all(&p)
+            } else {
+                std::fs::remove_file(&p)
+            };
         }
     }
 }

@@ -168,29 +168,6 @@ pub fn for_each_batch<E>(
     Ok(nfe)
 }
 
-/// [`for_each_batch`], collecting every batch.
-pub fn run_batches(
-    spec: &SampleSpec,
-    shape: ImageShape,
-    num_classes: usize,
-    device: &Device,
-    f: impl FnMut(Tensor<4>, &Cond, std::ops::Range<usize>) -> Sampled,
-) -> Samples {
-    let (mut images, mut classes) = (Vec::new(), Vec::new());
-    let collect =
-        |_, x: Vec<f32>, c: &[usize]| -> std::result::Result<(), std::convert::Infallible> {
-            images.extend(x);
-            classes.extend_from_slice(c);
-            Ok(())
-        };
-    let Ok(nfe) = for_each_batch(spec, shape, num_classes, device, f, collect);
-    Samples {
-        images,
-        classes,
-        nfe,
-    }
-}
-
 /// Sample `spec` from the checkpoint `ck` as its recipe plans it; returns the samples and the
 /// plan that ran (its NFE and description are what reports quote).
 pub fn sample_checkpoint(
@@ -199,7 +176,7 @@ pub fn sample_checkpoint(
     device: &Device,
 ) -> Result<(Samples, SamplerPlan)> {
     let (mut images, mut classes) = (Vec::new(), Vec::new());
-    let (nfe, plan) = sample_checkpoint_each(ck, spec, device, |_, x, c| {
+    let (nfe, plan) = sample_checkpoint_each(ck, spec, device, |_, x, c| -> Result<()> {
         images.extend(x);
         classes.extend_from_slice(c);
         Ok(())
@@ -214,12 +191,12 @@ pub fn sample_checkpoint(
 
 /// [`sample_checkpoint`], handing each batch to `sink` as it is done (first index, images,
 /// classes) instead of holding them all; returns the NFE per image and the plan.
-pub fn sample_checkpoint_each(
+pub fn sample_checkpoint_each<E: From<crate::Error>>(
     ck: &Checkpoint,
     spec: &SampleSpec,
     device: &Device,
-    sink: impl FnMut(usize, Vec<f32>, &[usize]) -> Result<()>,
-) -> Result<(usize, SamplerPlan)> {
+    sink: impl FnMut(usize, Vec<f32>, &[usize]) -> std::result::Result<(), E>,
+) -> std::result::Result<(usize, SamplerPlan), E> {
     let plan = ck
         .header
         .recipe

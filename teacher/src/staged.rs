@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-use crate::lock::{FolderLock, refuse_foreign};
+use crate::lock::{FolderLock, refuse_foreign, remove_stale};
 
 /// A folder being written; [`StagedFolder::commit`] puts it in place.
 #[derive(Debug)]
@@ -26,9 +26,10 @@ impl StagedFolder {
         std::fs::create_dir_all(&parent).map_err(Error::io("create directory", &parent))?;
         let lock = FolderLock::at(&parent.join(format!(".{name}.fewstep.lock")), dest)?;
         // We hold the lock: temp or old folders beside `dest` are a killed writer's.
-        for stale in [".tmp-", ".old-"] {
-            remove_siblings(&parent, &format!(".{name}{stale}"));
-        }
+        let (tmp_prefix, old_prefix) = (format!(".{name}.tmp-"), format!(".{name}.old-"));
+        remove_stale(&parent, |n| {
+            n.starts_with(&tmp_prefix) || n.starts_with(&old_prefix)
+        });
         let tmp = parent.join(format!(".{name}.tmp-{}", std::process::id()));
         std::fs::create_dir_all(&tmp).map_err(Error::io("create directory", &tmp))?;
         Ok(Self {
@@ -130,13 +131,4 @@ fn split(dest: &Path) -> Result<(PathBuf, String)> {
         .unwrap_or(Path::new("."))
         .to_path_buf();
     Ok((parent, name))
-}
-
-/// Remove the folders in `parent` whose names start with `prefix` (best effort).
-fn remove_siblings(parent: &Path, prefix: &str) {
-    for e in std::fs::read_dir(parent).into_iter().flatten().flatten() {
-        if e.file_name().to_string_lossy().starts_with(prefix) && e.path().is_dir() {
-            let _ = std::fs::remove_dir_all(e.path());
-        }
-    }
 }
