@@ -97,6 +97,9 @@ pub struct TrainArgs {
     /// Total optimizer steps, overriding `train.steps`.
     #[arg(long)]
     pub steps: Option<u64>,
+    /// Print the summary as one JSON line (what `bench scaling` reads).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -165,6 +168,29 @@ pub enum BenchCommand {
     /// PyTorch, student-4 vs teacher-50 sampling, ONNX (tract) vs burn per batch, distillation vs
     /// teacher training; writes `bench.json` and `bench.md`.
     Suite(BenchSuiteArgs),
+    /// Data-parallel training throughput at 1, 2, … ranks (`mpirun -np K fewstep teacher
+    /// train`, threads split over the ranks) and the all-reduce's share of the step time;
+    /// writes `scaling.json` and `scaling.md`. Needs a `--features mpi` build and `mpirun`.
+    Scaling(BenchScalingArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BenchScalingArgs {
+    /// Teacher config trained at every rank count (its `train.batch_size` is the global batch).
+    #[arg(long, default_value = "configs/digits.toml")]
+    pub config: PathBuf,
+    /// Rank counts (comma-separated).
+    #[arg(long, value_delimiter = ',', default_values_t = [1, 2])]
+    pub ranks: Vec<usize>,
+    /// Optimizer steps per rank count.
+    #[arg(long, default_value_t = 30)]
+    pub steps: u64,
+    /// Output folder (default: target/bench-scaling).
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// MPI launcher (default: `mpirun` on PATH).
+    #[arg(long)]
+    pub mpirun: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

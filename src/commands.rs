@@ -7,6 +7,7 @@ use pipeline::measure::SampleSet;
 use teacher::backend::DeviceChoice;
 use teacher::checkpoint::Checkpoint;
 use teacher::config::TeacherConfig;
+use teacher::dist::World;
 use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
@@ -14,25 +15,43 @@ use crate::cli::{
     StageArgs, StudentCommand, TeacherCommand, TrainArgs, TrainFeaturesArgs,
 };
 
-pub fn run(cli: Cli) -> Result<()> {
+pub fn run(cli: Cli, world: World) -> Result<()> {
     let device = device_of(cli.device)?;
     let quiet = cli.quiet;
+    if world.size() > 1 && !trains(&cli.command) {
+        anyhow::bail!(
+            "only training runs data parallel (`teacher train`, `student guided|progressive|consistency`, \
+             `eval train-features`); run this command as one process, without mpirun/srun"
+        );
+    }
     match cli.command {
         Command::Teacher {
             command: TeacherCommand::Train(args),
-        } => teacher_train(args, device, quiet),
+        } => teacher_train(args, device, quiet, world),
         Command::Sample(args) => {
             let s = args.settings()?;
             println!("{}", pipeline::samples::sample_to_folder(&s, &device)?);
             Ok(())
         }
-        Command::Student { command } => student_cmd(command, device, quiet),
+        Command::Student { command } => student_cmd(command, device, quiet, world),
         Command::Bench { command } => bench(command, device, quiet),
         Command::Clips(args) => args.run(),
-        Command::Eval { command } => eval_cmd(command, device, quiet),
+        Command::Eval { command } => eval_cmd(command, device, quiet, world),
         Command::Pipeline(args) => pipeline::run::run_pipeline(&args.settings(device, quiet)?),
         Command::Export { command } => crate::export_cmd::run(command, device),
     }
+}
+
+/// Whether `command` is a training stage (the commands that run over several ranks).
+fn trains(command: &Command) -> bool {
+    matches!(
+        command,
+        Command::Teacher { .. }
+            | Command::Student { .. }
+            | Command::Eval {
+                command: EvalCommand::TrainFeatures(_)
+            }
+    )
 }
 
 fn device_of(d: DeviceArg) -> Result<Device> {
@@ -46,7 +65,7 @@ fn device_of(d: DeviceArg) -> Result<Device> {
     choice.device().map_err(anyhow::Error::msg)
 }
 
-fn teacher_train(args: TrainArgs, device: Device, quiet: bool) -> Result<()> {
+fn teacher_train(args: TrainArgs, device: Device, quiet: bool, world: World) -> Result<()> {
     // On --resume without --config, the run's own resolved config is the one to continue.
     let own = args.out.join("config.toml");
     let cfg = match (&args.config, args.resume && own.exists()) {
@@ -62,12 +81,18 @@ fn teacher_train(args: TrainArgs, device: Device, quiet: bool) -> Result<()> {
         steps: args.steps,
         quiet,
         device,
+        world,
     };
-    println!("{}", train_teacher(&cfg, &opts)?.describe("teacher"));
+    let done = train_teacher(&cfg, &opts)?;
+    match (world.is_root(), args.json) {
+        (false, _) => {}
+        (true, true) => println!("{}", serde_json::to_string(&done)?),
+        (true, false) => println!("{}", done.describe("teacher")),
+    }
     Ok(())
 }
 
-fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<()> {
+fn student_cmd(command: StudentCommand, device: Device, quiet: bool, world: World) -> Result<()> {
     let (stage, source, args, to_steps) = match command {
         StudentCommand::Guided { teacher, stage } => {
             (pipeline::chain::Stage::Guided, teacher, stage, 1)
@@ -101,9 +126,12 @@ fn student_cmd(command: StudentCommand, device: Device, quiet: bool) -> Result<(
         steps,
         quiet,
         device,
+        world,
     };
     let done = pipeline::chain::distil(stage, &source, &cfg, &opts, to_steps)?;
-    println!("{}", done.lines(stage));
+    if world.is_root() {
+        println!("{}", done.lines(stage));
+    }
     Ok(())
 }
 
@@ -127,13 +155,18 @@ fn bench(command: BenchCommand, device: Device, quiet: bool) -> Result<()> {
         BenchCommand::Suite(a) => {
             println!("{}", pipeline::bench::suite(&a.settings(), &device, quiet)?);
         }
+        BenchCommand::Scaling(a) => {
+            let s = a.settings()?;
+            pipeline::bench::scaling::measure(&s)?;
+            print!("{}", std::fs::read_to_string(s.out.join("scaling.md"))?);
+        }
     }
     Ok(())
 }
 
-fn eval_cmd(command: EvalCommand, device: Device, quiet: bool) -> Result<()> {
+fn eval_cmd(command: EvalCommand, device: Device, quiet: bool, world: World) -> Result<()> {
     match command {
-        EvalCommand::TrainFeatures(args) => train_features(args, device, quiet),
+        EvalCommand::TrainFeatures(args) => train_features(args, device, quiet, world),
         EvalCommand::Classify(args) => classify(args, device),
         EvalCommand::Fid(args) => fid(args, device),
         EvalCommand::Report(args) => {
@@ -148,7 +181,12 @@ fn eval_cmd(command: EvalCommand, device: Device, quiet: bool) -> Result<()> {
     }
 }
 
-fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Result<()> {
+fn train_features(
+    args: TrainFeaturesArgs,
+    device: Device,
+    quiet: bool,
+    world: World,
+) -> Result<()> {
     let data = match &args.config {
         Some(path) => TeacherConfig::from_file(path)?.data,
         None => teacher::data::DataConfig {
@@ -163,10 +201,13 @@ fn train_features(args: TrainFeaturesArgs, device: Device, quiet: bool) -> Resul
         &args.out,
         false,
         quiet,
+        &world,
         &device,
     )?;
-    let said = pipeline::features::describe(&cfg, &meta, &data, &args.out);
-    println!("{said}");
+    if world.is_root() {
+        let said = pipeline::features::describe(&cfg, &meta, &data, &args.out);
+        println!("{said}");
+    }
     Ok(())
 }
 

@@ -4,6 +4,7 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 
 use pipeline::bench::sampling::SamplingSettings;
+use pipeline::bench::scaling::ScalingSettings;
 use pipeline::bench::{Bench, SuiteSettings};
 use pipeline::config::PipelineConfig;
 use pipeline::report::ReportSettings;
@@ -12,7 +13,8 @@ use pipeline::samples::SampleSettings;
 use teacher::sample::{ClassChoice, SampleSpec};
 
 use crate::cli::{
-    BenchArg, BenchSamplingArgs, BenchSuiteArgs, ClipsArgs, PipelineArgs, ReportArgs, SampleArgs,
+    BenchArg, BenchSamplingArgs, BenchScalingArgs, BenchSuiteArgs, ClipsArgs, PipelineArgs,
+    ReportArgs, SampleArgs,
 };
 
 impl SampleArgs {
@@ -121,6 +123,32 @@ impl BenchSuiteArgs {
             onnx_batch: self.onnx_batch,
             distill_steps: self.distill_steps,
         }
+    }
+}
+
+impl BenchScalingArgs {
+    pub fn settings(self) -> Result<ScalingSettings> {
+        use pipeline::bench::scaling::{default_out, find_mpirun};
+        let Some(mpirun) = self.mpirun.or_else(find_mpirun) else {
+            bail!(
+                "`bench scaling` needs an MPI launcher: install one (Debian: openmpi-bin) or pass --mpirun PATH"
+            );
+        };
+        if !self.config.is_file() {
+            bail!(
+                "teacher config `{}` not found: pass --config FILE",
+                self.config.display()
+            );
+        }
+        Ok(ScalingSettings {
+            config: self.config,
+            ranks: self.ranks,
+            steps: self.steps,
+            out: self.out.unwrap_or_else(default_out),
+            mpirun,
+            exe: std::env::current_exe()?,
+            threads: pipeline::bench::threads(),
+        })
     }
 }
 

@@ -19,6 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use teacher::checkpoint::write_atomic;
 use teacher::data::Dataset;
+use teacher::dist::{Shard, World};
 use teacher::rng::{Stream, derive_seed, rng};
 use teacher::unet::ImageShape;
 
@@ -248,6 +249,7 @@ pub fn predict(
 }
 
 /// Train on `train`, measure accuracy on `test`, save weights and meta into `out`.
+#[allow(clippy::too_many_arguments)] // what, on which data, where, and how (quiet, ranks, device)
 pub fn train_classifier(
     cfg: &ClassifierConfig,
     dataset_name: &str,
@@ -255,9 +257,10 @@ pub fn train_classifier(
     test: &Dataset,
     out: &Path,
     quiet: bool,
+    world: &World,
     device: &Device,
 ) -> Result<FeatureMeta> {
-    let (model, train_seconds) = fit(cfg, train, quiet, device);
+    let (model, train_seconds) = fit(cfg, train, quiet, world, device)?;
     let meta = evaluate(
         &model,
         cfg,
@@ -267,7 +270,9 @@ pub fn train_classifier(
         train_seconds,
         device,
     );
-    save(out, model, &meta)?;
+    if world.is_root() {
+        save(out, model, &meta)?;
+    }
     Ok(meta)
 }
 
@@ -279,21 +284,52 @@ struct Batch {
     order: Option<Vec<i64>>,
 }
 
+impl Batch {
+    /// The rows of `shard` (the whole batch in a world of one).
+    fn shard(self, shard: &Shard) -> Self {
+        Self {
+            x: shard.rows(self.x),
+            y: shard.rows(self.y),
+            order: self.order.map(|o| shard.pick(&o)),
+        }
+    }
+}
+
 /// Train a fresh network for `cfg.steps` Adam steps; returns it (inference mode) and the
-/// seconds the steps took.
-fn fit(cfg: &ClassifierConfig, train: &Dataset, quiet: bool, device: &Device) -> (FeatureNet, f64) {
+/// seconds the steps took. Across the ranks of `world` each takes its shard of every batch and
+/// the gradients of the global batch mean are all-reduced (dropout masks differ per rank).
+fn fit(
+    cfg: &ClassifierConfig,
+    train: &Dataset,
+    quiet: bool,
+    world: &World,
+    device: &Device,
+) -> Result<(FeatureNet, f64)> {
+    let shard = world.shard(cfg.batch_size, "features batch_size")?;
     let ad = device.clone().autodiff();
     ad.seed(derive_seed(cfg.seed, Stream::Init, 0));
     let mut model = cfg.init(train.shape, train.num_classes, &ad);
+    if world.size() > 1 {
+        // burn draws parameters lazily, at first use (one process: in step 0's forward pass,
+        // from step 0's backend seed). Draw them now from that seed, before the ranks' own
+        // dropout seeds, so every rank starts from the same weights.
+        ad.seed(derive_seed(cfg.seed, Stream::Backend, 0));
+        world.agree(weights_digest(&model), "feature network initial weights")?;
+    }
     let mut optim = AdamConfig::new().init();
     let loss_fn = CrossEntropyLossConfig::new().init(&ad);
-    let pb = teacher::progress::bar(cfg.steps, quiet, "features");
+    let pb = teacher::progress::bar(cfg.steps, quiet || !world.is_root(), "features");
     let started = Instant::now();
     for step in 0..cfg.steps {
-        let batch = training_batch(cfg, train, step, &ad);
-        ad.seed(derive_seed(cfg.seed, Stream::Backend, step));
-        let loss = batch_loss(&model, &loss_fn, batch, &ad);
+        let batch = training_batch(cfg, train, step, &ad).shard(&shard);
+        ad.seed(world.step_seed(derive_seed(cfg.seed, Stream::Backend, step)));
+        let mut loss = batch_loss(&model, &loss_fn, batch, &ad);
+        if !shard.is_whole() {
+            // The shard's mean × its share: summed over ranks, the global batch mean.
+            loss = loss.mul_scalar(shard.len as f32 / shard.global as f32);
+        }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
+        let grads = teacher::dist::grads::all_reduce(world, grads, &model, &mut []);
         // Step decay: full rate for the first 2/3, a tenth after (a standard LeNet schedule).
         let lr = if step < cfg.steps * 2 / 3 {
             cfg.lr
@@ -305,7 +341,16 @@ fn fit(cfg: &ClassifierConfig, train: &Dataset, quiet: bool, device: &Device) ->
     }
     pb.finish_and_clear();
     let train_seconds = started.elapsed().as_secs_f64();
-    (model.valid(), train_seconds)
+    world.agree(weights_digest(&model), "feature network weights")?;
+    Ok((model.valid(), train_seconds))
+}
+
+/// SHA-256 of a network's weights (the ranks' agreement check).
+fn weights_digest(model: &FeatureNet) -> [u8; 32] {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    teacher::dist::grads::hash_weights(&mut h, model);
+    h.finalize().into()
 }
 
 /// Draw the batch of training step `step` from its own random stream.

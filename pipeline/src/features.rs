@@ -7,10 +7,13 @@ use anyhow::Result;
 use burn::tensor::Device;
 use eval::classifier::{ClassifierConfig, FeatureMeta, load_classifier, train_classifier};
 use teacher::data::{DataConfig, Split};
+use teacher::dist::World;
 
 /// Train the feature network for `data` (`steps` optimizer steps; None: its default) into `out`,
 /// unless `out` already holds one trained to this very config (`keep`: a run cut after the stage
 /// finished); `data_dir` is `--data DIR`. Returns its config, its metadata, and whether it was kept.
+/// Over the ranks of `world` the training is data parallel and rank 0 alone writes `out`.
+#[allow(clippy::too_many_arguments)]
 pub fn train(
     data: &DataConfig,
     steps: Option<u64>,
@@ -18,6 +21,7 @@ pub fn train(
     out: &Path,
     keep: bool,
     quiet: bool,
+    world: &World,
     device: &Device,
 ) -> Result<(ClassifierConfig, FeatureMeta, bool)> {
     let train = data.load(data_dir, Split::Train)?;
@@ -34,8 +38,11 @@ pub fn train(
     }
     let test = data.load(data_dir, Split::Test)?;
     let markers = [eval::classifier::WEIGHTS_FILE, eval::classifier::META_FILE];
-    let _lock = teacher::lock::FolderLock::acquire(out, &markers)?;
-    let meta = train_classifier(&cfg, &data.name(), &train, &test, out, quiet, device)?;
+    let _lock = match world.is_root() {
+        true => Some(teacher::lock::FolderLock::acquire(out, &markers)?),
+        false => None,
+    };
+    let meta = train_classifier(&cfg, &data.name(), &train, &test, out, quiet, world, device)?;
     Ok((cfg, meta, false))
 }
 
@@ -48,7 +55,17 @@ pub fn train_for(
     quiet: bool,
     device: &Device,
 ) -> Result<String> {
-    let (_, m, kept) = train(data, Some(steps), data_dir, out, true, quiet, device)?;
+    let world = World::SINGLE;
+    let (_, m, kept) = train(
+        data,
+        Some(steps),
+        data_dir,
+        out,
+        true,
+        quiet,
+        &world,
+        device,
+    )?;
     let order = m
         .order_accuracy
         .map(|o| format!(", frame-order accuracy {:.2}%", 100.0 * o))

@@ -226,6 +226,7 @@ impl Ctx<'_> {
             steps: None,
             quiet: self.s.quiet,
             device: self.s.device.clone(),
+            world: teacher::dist::World::SINGLE,
         }
     }
 

@@ -7,6 +7,7 @@ use std::path::Path;
 use burn::tensor::{Device, Tensor, TensorData};
 use rand::Rng;
 use teacher::data::Dataset;
+use teacher::dist::Shard;
 use teacher::edm::loss::mean_per_example;
 use teacher::edm::precond::Precond;
 use teacher::edm::sigma_grid::SigmaGrid;
@@ -58,6 +59,7 @@ impl Method for CdStep<'_> {
         model: &EdmModel,
         target: Option<&EdmModel>,
         step: u64,
+        shard: &Shard,
     ) -> Result<Tensor<1>> {
         let target = target.expect("consistency distillation runs with a target network");
         let t = &self.cfg.train;
@@ -69,12 +71,13 @@ impl Method for CdStep<'_> {
             step,
             &self.device,
         );
-        let bsz = b.y.dims()[0];
-        // Karras levels σ_max = s[0] > … > s[N−1] = σ_min; pick adjacent σ_{n+1} = s[k] > σ_n = s[k+1].
+        // Karras levels σ_max = s[0] > … > s[N−1] = σ_min; pick adjacent σ_{n+1} = s[k] > σ_n = s[k+1]
+        // (for the global batch, then this rank's rows kept).
         let levels = self.grid.levels(self.cfg.grid.at(step, self.total));
-        let k: Vec<usize> = (0..bsz)
+        let k: Vec<usize> = (0..shard.global)
             .map(|_| b.rng.random_range(0..levels.len() - 1))
             .collect();
+        let (b, k, bsz) = (b.shard(shard), shard.pick(&k), shard.len);
         let pick = |o: usize| {
             let v: Vec<f32> = k.iter().map(|&k| levels[k + o] as f32).collect();
             Tensor::<1>::from_data(TensorData::new(v, [bsz]), &self.device)
@@ -146,5 +149,5 @@ pub fn run_consistency(
         total,
         device: opts.device.clone(),
     };
-    run_loop(&opts.out, &run, state, total, opts.quiet, &mut method)
+    run_loop(&opts.out, &run, state, total, opts, &mut method)
 }

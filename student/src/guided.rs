@@ -8,6 +8,7 @@ use std::path::Path;
 
 use burn::tensor::{Device, Tensor, TensorData};
 use teacher::data::Dataset;
+use teacher::dist::Shard;
 use teacher::edm::Denoiser;
 use teacher::edm::per_example;
 use teacher::error::Result;
@@ -32,7 +33,13 @@ struct GuidedStep<'a> {
 }
 
 impl Method for GuidedStep<'_> {
-    fn loss(&mut self, model: &EdmModel, _: Option<&EdmModel>, step: u64) -> Result<Tensor<1>> {
+    fn loss(
+        &mut self,
+        model: &EdmModel,
+        _: Option<&EdmModel>,
+        step: u64,
+        shard: &Shard,
+    ) -> Result<Tensor<1>> {
         let t = &self.cfg.train;
         let mut b = draw(
             self.data,
@@ -42,13 +49,14 @@ impl Method for GuidedStep<'_> {
             step,
             &self.device,
         );
-        let n = b.y.dims()[0];
-        // σ ~ logNormal(P_mean, P_std), x = y + σ·noise.
+        let n = shard.global;
+        // σ ~ logNormal(P_mean, P_std), x = y + σ·noise (drawn for the global batch).
         let eps = normals(&mut b.rng, n);
         let sigma = self
             .cfg
             .sigma_dist
             .sigma(Tensor::from_data(TensorData::new(eps, [n]), &self.device));
+        let (b, sigma) = (b.shard(shard), shard.rows(sigma));
         let cond = b.cond();
         let x = b.y + b.noise * per_example::<4>(sigma.clone());
         let target = self.teacher.denoise(x.clone(), sigma.clone(), &cond);
@@ -101,5 +109,5 @@ pub fn run_guided(
         device: opts.device.clone(),
     };
     let total = opts.steps.unwrap_or(g.train.steps);
-    run_loop(&opts.out, &run, state, total, opts.quiet, &mut method)
+    run_loop(&opts.out, &run, state, total, opts, &mut method)
 }

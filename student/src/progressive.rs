@@ -9,6 +9,7 @@ use rand::Rng;
 use teacher::checkpoint::Checkpoint;
 use teacher::config::TrainConfig;
 use teacher::data::Dataset;
+use teacher::dist::Shard;
 use teacher::edm::per_example;
 use teacher::edm::solver::{Sigma, euler_step};
 use teacher::error::{Error, Result};
@@ -54,15 +55,22 @@ struct RoundStep<'a> {
 }
 
 impl Method for RoundStep<'_> {
-    fn loss(&mut self, model: &EdmModel, _: Option<&EdmModel>, step: u64) -> Result<Tensor<1>> {
+    fn loss(
+        &mut self,
+        model: &EdmModel,
+        _: Option<&EdmModel>,
+        step: u64,
+        shard: &Shard,
+    ) -> Result<Tensor<1>> {
         let t = self.train;
         let mut b = draw(self.data, t.batch_size, &self.w, t.seed, step, &self.device);
-        let n = b.y.dims()[0];
         let student_steps = (self.sigmas.len() - 1) / 2;
-        // Per example a student step j: σ_i = s[2j], σ_{i+1} = s[2j+1], σ_{i+2} = s[2j+2].
-        let j: Vec<usize> = (0..n)
+        // Per example a student step j: σ_i = s[2j], σ_{i+1} = s[2j+1], σ_{i+2} = s[2j+2]
+        // (drawn for the global batch, then this rank's rows kept).
+        let j: Vec<usize> = (0..shard.global)
             .map(|_| b.rng.random_range(0..student_steps))
             .collect();
+        let (b, j, n) = (b.shard(shard), shard.pick(&j), shard.len);
         let pick = |k: usize| {
             let v: Vec<f32> = j.iter().map(|&j| self.sigmas[2 * j + k] as f32).collect();
             Tensor::<1>::from_data(TensorData::new(v, [n]), &self.device)
@@ -212,7 +220,7 @@ impl Round<'_> {
             train: &p.train,
             device: opts.device.clone(),
         };
-        let s = run_loop(&dir, &run, state, total, opts.quiet, &mut method)?;
+        let s = run_loop(&dir, &run, state, total, opts, &mut method)?;
         Ok((
             Checkpoint::load(&dir)?,
             summary(s.wall_seconds, s.final_loss, false),

@@ -85,6 +85,18 @@ pub struct StudentBatch {
 }
 
 impl StudentBatch {
+    /// The rows of `shard` (the whole batch in a world of one); the RNG stays as drawn, so
+    /// a method draws its per-example values for the global batch first, then shards them.
+    pub fn shard(self, shard: &teacher::dist::Shard) -> Self {
+        Self {
+            y: shard.rows(self.y),
+            class: shard.rows(self.class),
+            noise: shard.rows(self.noise),
+            w: shard.rows(self.w),
+            rng: self.rng,
+        }
+    }
+
     /// The batch's conditioning for a guided denoiser: its classes, and its w as `extra`.
     pub fn cond(&self) -> Cond {
         Cond {

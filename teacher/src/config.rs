@@ -65,6 +65,9 @@ pub struct TrainConfig {
     pub log_every: u64,
     /// Seed of every random draw (init, batches, σ, noise, label dropout).
     pub seed: u64,
+    /// Under `mpirun`/`srun`: seconds a rank waits in a step's all-reduce for the others before
+    /// it stops the whole run (a dead or hung rank); the last checkpoint is kept. Default 300.
+    pub all_reduce_timeout_s: f64,
 }
 
 impl Default for TrainConfig {
@@ -83,6 +86,7 @@ impl Default for TrainConfig {
             checkpoint_every: 250,
             log_every: 50,
             seed: 0,
+            all_reduce_timeout_s: crate::dist::DEFAULT_TIMEOUT_S,
         }
     }
 }
@@ -135,6 +139,13 @@ impl TrainConfig {
                 &key("adam_epsilon"),
                 t.adam_epsilon,
                 "must be > 0 (Adam: 1e-8)",
+            ));
+        }
+        if !(positive(t.all_reduce_timeout_s) && t.all_reduce_timeout_s <= 86_400.0) {
+            return Err(Error::value(
+                &key("all_reduce_timeout_s"),
+                t.all_reduce_timeout_s,
+                "must be a number of seconds in (0, 86400] (default 300)",
             ));
         }
         if !positive(t.ema_halflife_images) {

@@ -43,6 +43,9 @@ pub enum Error {
 
     #[error("{0}")]
     Invalid(String),
+
+    #[error("data-parallel run: {0}")]
+    Distributed(String),
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

@@ -6,6 +6,7 @@ pub mod checkpoint;
 pub mod clip_io;
 pub mod config;
 pub mod data;
+pub mod dist;
 pub mod edm;
 pub mod ema;
 pub mod error;

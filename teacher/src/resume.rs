@@ -19,7 +19,12 @@ pub enum Resume {
 }
 
 /// Keys of a `train` table that do not change what a step computes.
-const SCHEDULE_KEYS: [&str; 3] = ["steps", "checkpoint_every", "log_every"];
+const SCHEDULE_KEYS: [&str; 4] = [
+    "steps",
+    "checkpoint_every",
+    "log_every",
+    "all_reduce_timeout_s",
+];
 
 /// The settings that differ between the `saved` and the `new` config (TOML), as
 /// `key: old → new` lines; schedule keys are left out. Text that does not parse counts as empty.

@@ -19,6 +19,7 @@ use crate::checkpoint::{
 };
 use crate::config::{TeacherConfig, TrainConfig};
 use crate::data::{Dataset, Split};
+use crate::dist::{Shard, World};
 use crate::edm::Cond;
 use crate::edm::loss::edm_loss;
 use crate::edm::precond::Precond;
@@ -42,6 +43,8 @@ pub struct TrainOptions {
     pub steps: Option<u64>,
     pub quiet: bool,
     pub device: Device,
+    /// The ranks this run is spread over (`dist::World::SINGLE` outside a launcher).
+    pub world: World,
 }
 
 impl TrainOptions {
@@ -64,6 +67,11 @@ pub struct TrainSummary {
     pub final_loss: f64,
     pub images_per_sec: f64,
     pub wall_seconds: f64,
+    /// Seconds this rank spent in the gradient all-reduce (waiting for the others included);
+    /// 0 in a world of one.
+    pub all_reduce_seconds: f64,
+    /// Ranks the run was spread over.
+    pub ranks: usize,
     pub checkpoint: PathBuf,
 }
 
@@ -71,14 +79,27 @@ impl TrainSummary {
     /// One line: where the run `what` stands, its loss, speed and checkpoint.
     pub fn describe(&self, what: &str) -> String {
         format!(
-            "trained {what} to step {} (from {}): final loss {:.4}, {:.1} img/s, {:.1} s; checkpoint {}",
+            "trained {what} to step {} (from {}): final loss {:.4}, {:.1} img/s, {:.1} s{}; checkpoint {}",
             self.steps,
             self.resumed_from,
             self.final_loss,
             self.images_per_sec,
             self.wall_seconds,
+            self.ranks_note(),
             self.checkpoint.display()
         )
+    }
+
+    /// Over several ranks: how many, that they ended with the same weights (the run checks it,
+    /// an error otherwise), and the all-reduce's share of rank 0's time.
+    fn ranks_note(&self) -> String {
+        match self.ranks {
+            0 | 1 => String::new(),
+            n => format!(
+                " on {n} ranks (identical weights on every rank; all-reduce {:.1}% of the time)",
+                100.0 * self.all_reduce_seconds / self.wall_seconds.max(1e-9)
+            ),
+        }
     }
 }
 
@@ -89,6 +110,18 @@ pub struct Batch {
     pub class: Tensor<1, Int>,
     pub normals: Tensor<1>,
     pub noise: Tensor<4>,
+}
+
+impl Batch {
+    /// The rows of `shard` (the whole batch in a world of one).
+    pub fn shard(self, shard: &Shard) -> Self {
+        Self {
+            y: shard.rows(self.y),
+            class: shard.rows(self.class),
+            normals: shard.rows(self.normals),
+            noise: shard.rows(self.noise),
+        }
+    }
 }
 
 /// Draw step `step`'s batch: indices uniformly with replacement, label → null class with
@@ -158,10 +191,14 @@ pub struct TrainState {
 }
 
 impl TrainState {
-    /// One optimizer step on `loss` (the batch mean): backward, Adam at the step's learning
+    /// One optimizer step on `grads` (of the global batch mean): Adam at the step's learning
     /// rate, then θ_ema (EDM half-life β) and θ⁻ (the method's μ) follow the new weights.
-    fn apply(mut self, loss: Tensor<1>, t: &TrainConfig, method: &impl Method) -> (Self, f64) {
-        let grads = GradientsParams::from_grads(loss.backward(), &self.model);
+    fn apply(
+        mut self,
+        grads: GradientsParams,
+        t: &TrainConfig,
+        method: &impl Method,
+    ) -> (Self, f64) {
         let lr = learning_rate(t, self.step);
         self.model = self.optim.step(lr, self.model, grads);
         self.step += 1;
@@ -179,6 +216,19 @@ impl TrainState {
             None => target,
         });
         (self, lr)
+    }
+
+    /// SHA-256 over the weights of every network the run carries, for the ranks' agreement.
+    fn digest(&self) -> [u8; 32] {
+        use sha2::Digest;
+        let mut h = sha2::Sha256::new();
+        h.update(self.step.to_le_bytes());
+        crate::dist::grads::hash_weights(&mut h, &self.model);
+        crate::dist::grads::hash_weights(&mut h, &self.ema);
+        if let Some(target) = &self.target {
+            crate::dist::grads::hash_weights(&mut h, target);
+        }
+        h.finalize().into()
     }
 
     /// The device the inference copies live on (the autodiff device's inner device).
@@ -298,10 +348,17 @@ pub fn init_or_resume(
 /// A training method: what one optimizer step minimises. The teacher's EDM loss and every
 /// distillation are methods (loss functions, as in consistency_models); the loop is shared.
 pub trait Method {
-    /// Per-example loss of step `step` (on the autodiff device) for the live `model` and, for
-    /// methods that have one, the `target` network θ⁻.
-    fn loss(&mut self, model: &EdmModel, target: Option<&EdmModel>, step: u64)
-    -> Result<Tensor<1>>;
+    /// Per-example loss (on the autodiff device) of the `shard` of step `step`'s global batch,
+    /// for the live `model` and, for methods that have one, the `target` network θ⁻. A method
+    /// draws the whole global batch's randomness and keeps the shard's rows, so N ranks see
+    /// exactly the examples one process would.
+    fn loss(
+        &mut self,
+        model: &EdmModel,
+        target: Option<&EdmModel>,
+        step: u64,
+        shard: &Shard,
+    ) -> Result<Tensor<1>>;
 
     /// Rate μ of the target update θ⁻ ← μ·θ⁻ + (1 − μ)·θ after `step` steps; None: no target.
     fn target_rate(&self, _step: u64) -> Option<f64> {
@@ -309,46 +366,75 @@ pub trait Method {
     }
 }
 
-/// Optimise `state` up to `total` steps: batch → loss → backward → Adam → EMA(s), with metrics,
-/// a progress bar and atomic checkpoints. The method supplies only its loss.
+/// Optimise `state` up to `total` steps: batch → loss → backward → all-reduce → Adam → EMA(s),
+/// with metrics, a progress bar and atomic checkpoints. The method supplies only its loss.
+/// Across ranks (`opts.world`) every rank computes its shard and applies the same averaged
+/// step; rank 0 alone writes, and the ranks check they hold the same weights at both ends.
 pub fn run_loop(
     out: &Path,
     run: &RunSpec,
     mut state: TrainState,
     total: u64,
-    quiet: bool,
+    opts: &TrainOptions,
     method: &mut impl Method,
 ) -> Result<TrainSummary> {
     let t = &run.train;
+    let world = opts.world.with_timeout(t.all_reduce_timeout_s);
     let ckpt = out.join(LATEST);
-    let mut log = RunLog::open(out, run, &state, total, quiet)?;
+    let shard = world.shard(t.batch_size, "train.batch_size")?;
+    world.agree(state.digest(), "weights at the start")?;
+    let mut log = RunLog::open(out, run, &state, total, opts.quiet, &world)?;
     let ad = state.device().autodiff();
     while state.step < total {
         let step = state.step;
-        ad.seed(derive_seed(t.seed, Stream::Backend, step));
-        let loss = method
-            .loss(&state.model, state.target.as_ref(), step)?
-            .mean();
-        let value = log.finite(loss.clone().into_scalar::<f32>() as f64, step, &ckpt)?;
+        ad.seed(world.step_seed(derive_seed(t.seed, Stream::Backend, step)));
+        let per_example = method.loss(&state.model, state.target.as_ref(), step, &shard)?;
+        let (grads, value) = backward(per_example, &shard, &state.model, &mut log);
+        let value = log.finite(value, step, &ckpt)?;
         let lr;
-        (state, lr) = state.apply(loss, t, method);
+        (state, lr) = state.apply(grads, t, method);
         log.record(state.step, value, lr, total)?;
-        if state.step.is_multiple_of(t.checkpoint_every) || state.step == total {
+        let due = state.step.is_multiple_of(t.checkpoint_every) || state.step == total;
+        if world.is_root() && due {
             run.checkpoint(&state)?.save(&ckpt)?;
         }
     }
-    if !ckpt.exists() {
+    world.agree(state.digest(), "weights at the end")?;
+    if world.is_root() && !ckpt.exists() {
         run.checkpoint(&state)?.save(&ckpt)?;
     }
     Ok(log.finish(state.step, ckpt))
 }
 
+/// Gradients of the global batch mean and its value. One process: the batch mean, as always.
+/// Several: each rank's shard sum / global batch, summed over ranks by one all-reduce that
+/// also carries the loss (its time is added to `log`).
+fn backward(
+    per_example: Tensor<1>,
+    shard: &Shard,
+    model: &EdmModel,
+    log: &mut RunLog,
+) -> (GradientsParams, f64) {
+    if log.world.size() == 1 {
+        let loss = per_example.mean();
+        let value = loss.clone().into_scalar::<f32>() as f64;
+        return (GradientsParams::from_grads(loss.backward(), model), value);
+    }
+    let loss = per_example.sum().div_scalar(shard.global as f32);
+    let mut value = [loss.clone().into_scalar::<f32>()];
+    let grads = GradientsParams::from_grads(loss.backward(), model);
+    let started = Instant::now();
+    let grads = crate::dist::grads::all_reduce(&log.world, grads, model, &mut value);
+    log.all_reduce_seconds += started.elapsed().as_secs_f64();
+    (grads, value[0] as f64)
+}
+
 /// The loop's bookkeeping: `config.toml`, `metrics.jsonl` (one line per `log_every` steps),
-/// the progress bar and the timing of the run.
+/// the progress bar and the timing of the run. Only rank 0 writes; the other ranks keep time.
 struct RunLog {
-    /// The run folder's lock: one writer per run.
-    _lock: crate::lock::FolderLock,
-    metrics: std::fs::File,
+    /// The run folder's lock: one writer per run (rank 0's).
+    _lock: Option<crate::lock::FolderLock>,
+    metrics: Option<std::fs::File>,
     path: PathBuf,
     bar: indicatif::ProgressBar,
     batch: usize,
@@ -357,6 +443,8 @@ struct RunLog {
     started: Instant,
     window: (f64, u64, Instant),
     last_loss: f64,
+    world: World,
+    all_reduce_seconds: f64,
 }
 
 impl RunLog {
@@ -366,22 +454,18 @@ impl RunLog {
         state: &TrainState,
         total: u64,
         quiet: bool,
+        world: &World,
     ) -> Result<Self> {
         let step = state.step;
-        let lock = crate::lock::FolderLock::acquire(out, &[LATEST])?;
-        write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
         let path = out.join("metrics.jsonl");
-        trim_metrics(&path, step)?;
-        let mut metrics = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&path)
-            .map_err(Error::io("open", &path))?;
-        if !state.config_changes.is_empty() {
-            let line = serde_json::json!({"step": step, "config_change": state.config_changes});
-            writeln!(metrics, "{line}").map_err(Error::io("append to", &path))?;
-        }
-        let bar = crate::progress::bar(total, quiet, run.recipe.kind().name());
+        let (lock, metrics) = match world.is_root() {
+            true => {
+                let lock = crate::lock::FolderLock::acquire(out, &[LATEST])?;
+                (Some(lock), Some(open_metrics(out, run, state)?))
+            }
+            false => (None, None),
+        };
+        let bar = crate::progress::bar(total, quiet || !world.is_root(), run.recipe.kind().name());
         bar.set_position(step);
         Ok(Self {
             _lock: lock,
@@ -394,6 +478,8 @@ impl RunLog {
             started: Instant::now(),
             window: (0.0, 0, Instant::now()),
             last_loss: f64::NAN,
+            world: *world,
+            all_reduce_seconds: 0.0,
         })
     }
 
@@ -436,8 +522,10 @@ impl RunLog {
                 lr,
                 img_per_s: ips,
             };
-            let text = serde_json::to_string(&line).expect("plain data");
-            writeln!(self.metrics, "{text}").map_err(Error::io("append to", &self.path))?;
+            if let Some(metrics) = &mut self.metrics {
+                let text = serde_json::to_string(&line).expect("plain data");
+                writeln!(metrics, "{text}").map_err(Error::io("append to", &self.path))?;
+            }
             self.bar
                 .set_message(format!("loss {:.4} · {:.0} img/s", line.loss, ips));
             self.window = (0.0, 0, Instant::now());
@@ -456,9 +544,30 @@ impl RunLog {
             images_per_sec: ((steps - self.resumed_from) as usize * self.batch) as f64
                 / wall.max(1e-9),
             wall_seconds: wall,
+            all_reduce_seconds: self.all_reduce_seconds,
+            ranks: self.world.size(),
             checkpoint,
         }
     }
+}
+
+/// Write `config.toml`, trim `metrics.jsonl` to the resumed step and open it for appending
+/// (with a line for the config settings a resume changed).
+fn open_metrics(out: &Path, run: &RunSpec, state: &TrainState) -> Result<std::fs::File> {
+    let step = state.step;
+    write_atomic(&out.join("config.toml"), run.config.as_bytes())?;
+    let path = out.join("metrics.jsonl");
+    trim_metrics(&path, step)?;
+    let mut metrics = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .map_err(Error::io("open", &path))?;
+    if !state.config_changes.is_empty() {
+        let line = serde_json::json!({"step": step, "config_change": state.config_changes});
+        writeln!(metrics, "{line}").map_err(Error::io("append to", &path))?;
+    }
+    Ok(metrics)
 }
 
 #[derive(Serialize, Deserialize)]
@@ -528,6 +637,7 @@ impl Method for TeacherStep<'_> {
         model: &EdmModel,
         _target: Option<&EdmModel>,
         step: u64,
+        shard: &Shard,
     ) -> Result<Tensor<1>> {
         let (t, d) = (&self.cfg.train, &self.cfg.diffusion);
         let b = draw_batch(
@@ -537,7 +647,8 @@ impl Method for TeacherStep<'_> {
             t.seed,
             step,
             &self.device,
-        );
+        )
+        .shard(shard);
         let cond = Cond {
             class: b.class,
             extra: None,
@@ -593,5 +704,5 @@ pub fn train_teacher(cfg: &TeacherConfig, opts: &TrainOptions) -> Result<TrainSu
         cfg,
         device: opts.device.clone().autodiff(),
     };
-    run_loop(&opts.out, &run, state, total, opts.quiet, &mut stage)
+    run_loop(&opts.out, &run, state, total, opts, &mut stage)
 }

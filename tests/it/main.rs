@@ -3,6 +3,7 @@
 mod checkpoint;
 mod cli;
 mod data;
+mod dist;
 mod eval;
 mod fixtures;
 mod fuzz;

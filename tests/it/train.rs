@@ -15,6 +15,7 @@ fn opts(out: &std::path::Path, steps: u64, resume: bool) -> TrainOptions {
         steps: Some(steps),
         quiet: true,
         device: device(),
+        world: teacher::dist::World::SINGLE,
     }
 }
 

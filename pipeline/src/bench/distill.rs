@@ -94,6 +94,7 @@ pub fn measure(
             steps: Some(k),
             quiet: true,
             device: device.clone(),
+            world: teacher::dist::World::SINGLE,
         };
         let timed = || format!("timing {}", stage.name());
         let dir = match stage {

@@ -5,6 +5,7 @@
 
 pub mod distill;
 pub mod sampling;
+pub mod scaling;
 pub mod unet;
 
 use std::fmt::Write as _;
