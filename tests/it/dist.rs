@@ -15,11 +15,9 @@ mod launched {
     [train]\nsteps = 6\nbatch_size = 8\nlr = 2e-3\nwarmup_steps = 2\ncheckpoint_every = 2\nlog_every = 1\n\
     ema_halflife_images = 50.0\n";
 
-    /// `mpirun` on PATH, or None (the caller skips, saying why).
+    /// `mpirun` on PATH (as `bench scaling` finds it), or None (the caller skips, saying why).
     fn mpirun() -> Option<PathBuf> {
-        let found = std::env::split_paths(&std::env::var_os("PATH")?)
-            .map(|d| d.join("mpirun"))
-            .find(|p| p.is_file());
+        let found = pipeline::bench::scaling::find_mpirun();
         if found.is_none() {
             eprintln!(
                 "skipping: no `mpirun` on PATH (Debian: apt install openmpi-bin libopenmpi-dev)"

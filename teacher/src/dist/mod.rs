@@ -24,15 +24,6 @@ pub struct Shard {
 }
 
 impl Shard {
-    /// The whole batch (a world of one).
-    pub fn whole(global: usize) -> Self {
-        Self {
-            start: 0,
-            len: global,
-            global,
-        }
-    }
-
     /// Rank `rank`'s contiguous part of `global` examples over `size` ranks: ⌊global/size⌋
     /// examples, one more for the first `global mod size` ranks (so the parts tile the batch).
     pub fn of(global: usize, rank: usize, size: usize) -> Self {
@@ -118,10 +109,6 @@ impl World {
             timeout: Duration::from_secs_f64(seconds.clamp(0.001, 1e9)),
             ..self
         }
-    }
-
-    pub fn timeout(&self) -> Duration {
-        self.timeout
     }
 
     /// The backend seed (dropout masks) of a step whose one-process seed is `base`: rank 0
