@@ -5,7 +5,7 @@ Defines the same U-Net, EDM preconditioning, EDM loss, Adam step and guided (CFG
 evaluation as fewstep's MNIST teacher and times them the same way, so the two programs measure
 the same work on the same machine and threads (issue #6). See bench/README.md.
 
-    python bench/pytorch_unet.py [--batch 64] [--reps 5] [--threads N] [--device cuda] [--json]
+    python bench/pytorch_unet.py [--batch 64] [--reps 5] [--threads N] [--device cuda] [--json] [--compile]
 """
 
 import argparse
@@ -254,6 +254,8 @@ def main():
     ap.add_argument("--threads", type=int, default=os.cpu_count(), help="torch.set_num_threads")
     ap.add_argument("--device", default="cpu", help="torch device (cpu, cuda)")
     ap.add_argument("--json", action="store_true", help="print one JSON object instead")
+    ap.add_argument("--compile", action="store_true",
+                    help="time torch.compile(model) (two warm-ups: compilation is not timed)")
     a = ap.parse_args()
     dev = torch.device(a.device)
 
@@ -269,6 +271,8 @@ def main():
     # src/commands.rs: bench_unet
     model = EdmModel(UNet(CHANNELS, HEIGHT, NUM_CLASSES, **MODEL)).to(dev)
     params = sum(p.numel() for p in model.parameters())
+    net = torch.compile(model) if a.compile else model
+    warm = 2 if a.compile else 1
     if not a.json:
         print(f"U-Net of `configs/mnist.toml` (PyTorch {torch.__version__}, {a.device}, "
               f"{a.threads} threads): "
@@ -280,34 +284,34 @@ def main():
 
     train_times = []
     model.train()
-    for rep in range(reps + 1):
+    for rep in range(reps + warm):
         t = time.perf_counter()
         # normals = zeros as in bench_unet, so σ = exp(P_mean) for every example.
-        loss = edm_loss(model, randn(), labels, torch.zeros(b, device=dev), randn()).mean()
+        loss = edm_loss(net, randn(), labels, torch.zeros(b, device=dev), randn()).mean()
         loss.item()
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
         sync()
-        if rep > 0:
+        if rep >= warm:
             train_times.append(time.perf_counter() - t)
 
     sample_times = []
     model.eval()
     with torch.no_grad():
-        for rep in range(reps + 1):
+        for rep in range(reps + warm):
             t = time.perf_counter()
-            d = guided_denoise(model, randn(), torch.full((b,), 1.0, device=dev), labels,
+            d = guided_denoise(net, randn(), torch.full((b,), 1.0, device=dev), labels,
                                w=2.0, null_class=NUM_CLASSES)
             d.cpu().numpy()
-            if rep > 0:
+            if rep >= warm:
                 sample_times.append(time.perf_counter() - t)
 
     tt, ts = statistics.median(train_times), statistics.median(sample_times)
     if a.json:
         print(json.dumps(dict(params=params, batch=b, threads=a.threads, device=a.device,
                               train_img_per_s=b / tt, sample_img_per_s=b / ts,
-                              torch_version=torch.__version__)))
+                              torch_version=torch.__version__, compiled=a.compile)))
         return
     print(f"train step:          {tt * 1e3:8.1f} ms  → {b / tt:8.1f} img/s (fwd + bwd + Adam)"
           f"  [min {b / max(train_times):.1f}, max {b / min(train_times):.1f} img/s]")

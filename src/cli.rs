@@ -4,10 +4,58 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// One line per optional backend: whether this binary has it (`fewstep --version`).
+macro_rules! feature_line {
+    ($feature:literal, $($yes:tt)+) => {{
+        #[cfg(feature = $feature)]
+        let line = concat!($feature, ": ", $($yes)+);
+        #[cfg(not(feature = $feature))]
+        let line = concat!($feature, ": not built (--features ", $feature, ")");
+        line
+    }};
+}
+
+#[cfg(feature = "tch")]
+macro_rules! libtorch {
+    () => {
+        concat!(
+            "libtorch ",
+            env!("FEWSTEP_LIBTORCH_VERSION"),
+            " from ",
+            env!("FEWSTEP_LIBTORCH_LIB")
+        )
+    };
+}
+#[cfg(not(feature = "tch"))]
+#[allow(unused_macros)] // `feature_line!` drops its text without the feature
+macro_rules! libtorch {
+    () => {
+        ""
+    };
+}
+
+/// `fewstep --version`: the version and the optional backends compiled in (the GPU script's dry
+/// mode reads it).
+pub fn long_version() -> &'static str {
+    static TEXT: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    TEXT.get_or_init(|| {
+        [
+            env!("CARGO_PKG_VERSION"),
+            feature_line!("tch", libtorch!()),
+            feature_line!("wgpu", "yes"),
+            feature_line!("cuda", "yes"),
+            feature_line!("tensorrt", "in-process TensorRT-RTX builder"),
+            feature_line!("mpi", "yes"),
+        ]
+        .join("\n")
+    })
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "fewstep",
     version,
+    long_version = long_version(),
     about = "Distil slow guided diffusion models into few-step students"
 )]
 pub struct Cli {
@@ -17,6 +65,12 @@ pub struct Cli {
     /// Compute device; backends other than `cpu` need the matching cargo feature.
     #[arg(long, global = true, value_enum, default_value_t = DeviceArg::Cpu)]
     pub device: DeviceArg,
+    /// Float precision of every tensor: `fp32`, or `bf16` (weights, activations and optimizer
+    /// state in bfloat16 — burn's dtype setting, not PyTorch-style autocast; for libtorch on
+    /// GPUs with bf16 units, e.g. Hopper). Checkpoints are stored in the same precision.
+    /// (`--dtype`, not `--precision`: `export onnx --precision` is the ONNX file's.)
+    #[arg(long, global = true, value_enum, default_value_t = PrecisionArg::Fp32)]
+    pub dtype: PrecisionArg,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -33,6 +87,12 @@ pub enum DeviceArg {
     Wgpu,
     /// CubeCL CUDA (`--features cuda`).
     Cuda,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PrecisionArg {
+    Fp32,
+    Bf16,
 }
 
 #[derive(Subcommand, Debug)]
@@ -283,6 +343,9 @@ pub struct BenchUnetArgs {
     /// Timed repetitions after one warm-up.
     #[arg(long, default_value_t = 5)]
     pub reps: usize,
+    /// Print one JSON object (the timing, the config, the device and its float type).
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

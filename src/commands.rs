@@ -12,11 +12,11 @@ use teacher::train::{TrainOptions, train_teacher};
 
 use crate::cli::{
     BenchCommand, ClassifyArgs, Cli, Command, DeviceArg, EvalCommand, FidArgs, LatencyArgs,
-    StageArgs, StudentCommand, TeacherCommand, TrainArgs, TrainFeaturesArgs,
+    PrecisionArg, StageArgs, StudentCommand, TeacherCommand, TrainArgs, TrainFeaturesArgs,
 };
 
 pub fn run(cli: Cli, world: World) -> Result<()> {
-    let device = device_of(cli.device)?;
+    let device = device_of(cli.device, cli.dtype)?;
     let quiet = cli.quiet;
     if world.size() > 1 && !trains(&cli.command) {
         anyhow::bail!(
@@ -54,7 +54,7 @@ fn trains(command: &Command) -> bool {
     )
 }
 
-fn device_of(d: DeviceArg) -> Result<Device> {
+fn device_of(d: DeviceArg, precision: PrecisionArg) -> Result<Device> {
     let choice = match d {
         DeviceArg::Cpu => DeviceChoice::Cpu,
         DeviceArg::Tch => DeviceChoice::Tch,
@@ -62,7 +62,11 @@ fn device_of(d: DeviceArg) -> Result<Device> {
         DeviceArg::Wgpu => DeviceChoice::Wgpu,
         DeviceArg::Cuda => DeviceChoice::Cuda,
     };
-    choice.device().map_err(anyhow::Error::msg)
+    let mut device = choice.device().map_err(anyhow::Error::msg)?;
+    if precision == PrecisionArg::Bf16 {
+        teacher::backend::use_bf16(&mut device, choice).map_err(anyhow::Error::msg)?;
+    }
+    Ok(device)
 }
 
 fn teacher_train(args: TrainArgs, device: Device, quiet: bool, world: World) -> Result<()> {
@@ -143,7 +147,15 @@ fn bench(command: BenchCommand, device: Device, quiet: bool) -> Result<()> {
             let t = pipeline::bench::unet::time_unet(&cfg, b, a.reps, &device)
                 .with_context(|| format!("benchmarking `{}`", a.config.display()))?;
             let name = a.config.display().to_string();
-            println!("{}", pipeline::bench::unet::describe(&cfg, &name, b, &t));
+            if a.json {
+                let mut v = serde_json::to_value(&t)?;
+                v["config"] = name.into();
+                v["device"] = format!("{device:?}").into();
+                v["float_dtype"] = format!("{:?}", device.settings().float_dtype).into();
+                println!("{v}");
+            } else {
+                println!("{}", pipeline::bench::unet::describe(&cfg, &name, b, &t));
+            }
         }
         BenchCommand::Sampling(a) => {
             let r = pipeline::bench::sampling::measure(&a.settings(), &device, quiet)?;

@@ -52,9 +52,26 @@ pub struct TritonArgs {
     /// The exported ONNX file (its inputs/outputs define the config).
     #[arg(long)]
     pub onnx: PathBuf,
-    /// A TensorRT engine built from that file: serve it (`tensorrt_plan`) instead of the ONNX.
+    /// A datacenter TensorRT engine built from that file (e.g. by `trtexec` on the serving host):
+    /// serve it under `tensorrt_plan` instead of the ONNX. TensorRT-RTX engines are refused.
     #[arg(long)]
     pub engine: Option<PathBuf>,
+    /// What built `--engine` when it has no fewstep sidecar: `datacenter` (trtexec) or `rtx`.
+    #[arg(long, requires = "engine")]
+    pub engine_flavor: Option<export::engine::Flavor>,
+    /// How Triton's ONNX Runtime backend runs the ONNX: `tensorrt` (builds a datacenter engine
+    /// on the serving GPU and caches it), `cuda` or `cpu`.
+    #[arg(long, default_value = "tensorrt")]
+    pub accelerator: export::triton_accel::AcceleratorKind,
+    /// TensorRT accelerator precision: `fp32` (what the parity check measured) or `fp16`.
+    #[arg(long, default_value = "fp32")]
+    pub trt_precision: export::triton_accel::TrtPrecision,
+    /// TensorRT accelerator builder workspace, MiB.
+    #[arg(long, default_value_t = export::triton_accel::DEFAULT_WORKSPACE_MIB)]
+    pub trt_workspace_mib: u64,
+    /// Engine cache folder on the serving host (default /tmp/fewstep_trt_cache/NAME).
+    #[arg(long)]
+    pub trt_cache: Option<String>,
     /// Model repository folder.
     #[arg(long)]
     pub out: PathBuf,
@@ -251,10 +268,18 @@ fn engine_cmd(a: EngineArgs) -> Result<()> {
 }
 
 fn triton_cmd(a: TritonArgs) -> Result<()> {
+    use export::triton_accel::{Accelerator, TrtAccelerator};
+    let trt = TrtAccelerator {
+        precision: a.trt_precision,
+        workspace_mib: a.trt_workspace_mib,
+        cache_dir: a.trt_cache,
+    };
     let opts = export::triton::TritonOptions {
         name: a.name,
         max_batch: a.max_batch,
         engine: a.engine,
+        engine_flavor: a.engine_flavor,
+        accelerator: Accelerator::of(a.accelerator, trt),
     };
     let r = export::triton::write_repository(&a.onnx, &a.out, &opts)?;
     println!("wrote {}", r.model_file.display());

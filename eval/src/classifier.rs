@@ -526,7 +526,7 @@ pub fn load_classifier(dir: &Path, device: &Device) -> Result<(FeatureNet, Featu
                 "weights do not load ({e}); retrain with `fewstep eval train-features`"
             ),
         })?;
-    Ok((model, meta))
+    Ok((teacher::checkpoint::to_device_dtype(model), meta))
 }
 
 #[cfg(test)]

@@ -64,6 +64,22 @@ impl Flavor {
         }
     }
 
+    /// Which runtime and which GPUs can load an engine of this flavor.
+    pub fn loads_on(self) -> &'static str {
+        match self {
+            Flavor::Rtx => {
+                "loads only in the TensorRT-RTX runtime (libtensorrt_rtx.so.1, the same 1.x \
+                 version) on GeForce RTX / RTX PRO GPUs, Turing (SM 75) to Blackwell (SM 120); \
+                 not on datacenter GPUs (A100, H100/H200, B200) and not in Triton's \
+                 tensorrt_plan backend"
+            }
+            Flavor::Datacenter => {
+                "loads in datacenter TensorRT (libnvinfer.so.11, the same version; Triton's \
+                 tensorrt_plan backend) on the GPU model it was built on"
+            }
+        }
+    }
+
     /// The command-line builder that ships with the flavor.
     pub fn cli_tool(self) -> &'static str {
         match self {
@@ -422,6 +438,7 @@ impl EngineSidecar {
             Some(n) => format!("deserialized on this machine: {n} engine layers\n"),
             None => format!("not deserialized on this machine: {}\n", self.deserialize),
         };
+        t += &format!("this engine {}\n", self.flavor.loads_on());
         t + &format!("wrote {}", sidecar_path(out).display())
     }
 

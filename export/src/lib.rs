@@ -23,6 +23,7 @@ pub mod report;
 pub mod runtime;
 pub mod source;
 pub mod triton;
+pub mod triton_accel;
 
 pub use error::{ExportError, Result};
 pub use exporter::{BatchMode, ExportOptions, export_model, write_model};

@@ -1,6 +1,12 @@
 //! Triton Inference Server model repositories: `NAME/config.pbtxt` and `NAME/1/model.onnx` (the
-//! `onnxruntime_onnx` backend) or `NAME/1/model.plan` (the `tensorrt_plan` backend), with the
+//! `onnxruntime_onnx` backend, by default with ONNX Runtime's TensorRT accelerator:
+//! [`crate::triton_accel`]) or `NAME/1/model.plan` (the `tensorrt_plan` backend), with the
 //! inputs and outputs of the exported graph and dynamic batching over its batch axis.
+//!
+//! A repository only ever holds what Triton's backends can load. `tensorrt_plan` links
+//! datacenter TensorRT (`libnvinfer`), so it takes only a datacenter engine: a TensorRT-RTX
+//! engine (what `fewstep export engine` builds) is refused, and an engine without fewstep's
+//! sidecar must be declared datacenter (`--engine-flavor datacenter`) by whoever built it.
 //!
 //! Dims follow Triton's model-configuration rules: with `max_batch_size > 0` the batch axis is
 //! implicit and left out of `dims`, and an input that is only a batch axis (σ, class and w are
@@ -11,21 +17,46 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::engine::EngineSidecar;
+use crate::engine::{EngineSidecar, Flavor};
 use crate::error::{ExportError, Result};
 use crate::onnx::{DeclaredIo, declared_inputs, declared_outputs, read_model};
+use crate::triton_accel::{Accelerator, optimization_block};
 
 /// `max_batch_size` when neither `--max-batch` nor an engine profile gives one.
 pub const DEFAULT_MAX_BATCH: usize = 64;
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct TritonOptions {
     /// Model name (folder name and `name:` in the config); default: the ONNX file's stem.
     pub name: Option<String>,
     /// `max_batch_size`; default: the engine profile's max batch, else [`DEFAULT_MAX_BATCH`].
     pub max_batch: Option<usize>,
-    /// A serialized TensorRT engine built from the ONNX file (`fewstep export engine`).
+    /// A serialized datacenter TensorRT engine built from the ONNX file: served under
+    /// `tensorrt_plan` instead of the ONNX.
     pub engine: Option<PathBuf>,
+    /// The flavor of an `engine` that has no fewstep sidecar (built by `trtexec`), as declared by
+    /// the user; a sidecar's flavor must agree with it.
+    pub engine_flavor: Option<Flavor>,
+    /// How `onnxruntime_onnx` runs the ONNX (ignored with an engine).
+    pub accelerator: Accelerator,
+}
+
+/// What Triton serves the model with.
+#[derive(Debug, Clone, Copy)]
+pub enum Served<'a> {
+    /// `onnxruntime_onnx` with this execution provider.
+    Onnx(&'a Accelerator),
+    /// `tensorrt_plan` (a datacenter engine).
+    Plan,
+}
+
+impl Served<'_> {
+    pub fn platform(self) -> &'static str {
+        match self {
+            Served::Onnx(_) => "onnxruntime_onnx",
+            Served::Plan => "tensorrt_plan",
+        }
+    }
 }
 
 /// What was written.
@@ -124,7 +155,7 @@ fn io_block(
 /// batching (full shapes); otherwise every input and output must have a symbolic leading axis.
 pub fn config_text(
     name: &str,
-    platform: &str,
+    served: Served<'_>,
     max_batch: usize,
     inputs: &[DeclaredIo],
     outputs: &[DeclaredIo],
@@ -133,7 +164,7 @@ pub fn config_text(
     let batched = max_batch > 0;
     let mut s = String::new();
     writeln!(s, "name: \"{name}\"").unwrap();
-    writeln!(s, "platform: \"{platform}\"").unwrap();
+    writeln!(s, "platform: \"{}\"", served.platform()).unwrap();
     writeln!(s, "max_batch_size: {max_batch}").unwrap();
     io_block(&mut s, "input", inputs, batched, path)?;
     io_block(&mut s, "output", outputs, batched, path)?;
@@ -144,8 +175,13 @@ pub fn config_text(
         )
         .unwrap();
     }
-    if platform == "tensorrt_plan" {
-        writeln!(s, "instance_group [ {{ count: 1, kind: KIND_GPU }} ]").unwrap();
+    let kind = match served {
+        Served::Plan => "KIND_GPU",
+        Served::Onnx(a) => a.instance_kind(),
+    };
+    writeln!(s, "instance_group [ {{ count: 1, kind: {kind} }} ]").unwrap();
+    if let Served::Onnx(a) = served {
+        s += &optimization_block(a, name, inputs, max_batch);
     }
     Ok(s)
 }
@@ -163,6 +199,10 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
     check_static_dims(onnx, &inputs, &outputs, dynamic)?;
 
     let sidecar = engine_sidecar(onnx, opts)?;
+    match &opts.engine {
+        Some(plan) => check_datacenter(plan, sidecar.as_ref(), opts.engine_flavor, onnx)?,
+        None => check_accelerator(&opts.accelerator)?,
+    }
     let profile_max = sidecar.as_ref().map(|s| s.batch.max);
     let max_batch = resolve_max_batch(onnx, dynamic, opts.max_batch, profile_max)?;
 
@@ -171,11 +211,11 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
             .map(|s| s.to_string_lossy().into_owned())
             .unwrap_or_default()
     }));
-    let (platform, file_name, src) = match &opts.engine {
-        Some(plan) => ("tensorrt_plan", "model.plan", plan.as_path()),
-        None => ("onnxruntime_onnx", "model.onnx", onnx),
+    let (served, file_name, src) = match &opts.engine {
+        Some(plan) => (Served::Plan, "model.plan", plan.as_path()),
+        None => (Served::Onnx(&opts.accelerator), "model.onnx", onnx),
     };
-    let text = config_text(&name, platform, max_batch, &inputs, &outputs, onnx)?;
+    let text = config_text(&name, served, max_batch, &inputs, &outputs, onnx)?;
 
     let model_dir = out.join(&name);
     let version_dir = model_dir.join("1");
@@ -192,6 +232,71 @@ pub fn write_repository(onnx: &Path, out: &Path, opts: &TritonOptions) -> Result
         model_file,
         config_text: text,
     })
+}
+
+/// `tensorrt_plan` only for a datacenter engine: from its sidecar, else as the user declared it.
+fn check_datacenter(
+    plan: &Path,
+    sidecar: Option<&EngineSidecar>,
+    declared: Option<Flavor>,
+    onnx: &Path,
+) -> Result<()> {
+    let flavor = match (sidecar.map(|s| s.flavor), declared) {
+        (Some(s), Some(d)) if s != d => {
+            return Err(ExportError::Invalid(format!(
+                "engine `{}`: --engine-flavor {d} contradicts its sidecar `{}`, which says \
+                 {s}: drop --engine-flavor or rebuild the engine",
+                plan.display(),
+                crate::engine::sidecar_path(plan).display()
+            )));
+        }
+        (Some(f), _) | (None, Some(f)) => f,
+        (None, None) => {
+            return Err(ExportError::Invalid(format!(
+                "engine `{}` has no fewstep sidecar, so its TensorRT flavor is unknown: if \
+                 datacenter TensorRT (`trtexec`) built it for the serving GPU, say so with \
+                 `--engine-flavor datacenter`; a TensorRT-RTX engine cannot be served by Triton \
+                 (serve the ONNX instead: `fewstep export triton --onnx {}`)",
+                plan.display(),
+                onnx.display()
+            )));
+        }
+    };
+    match flavor {
+        Flavor::Datacenter => Ok(()),
+        Flavor::Rtx => Err(ExportError::Invalid(format!(
+            "engine `{}` is a TensorRT-RTX engine ({}), which Triton cannot serve: its \
+             `tensorrt_plan` backend links datacenter TensorRT (libnvinfer). Serve the ONNX \
+             instead, `fewstep export triton --onnx {}` (onnxruntime_onnx with the TensorRT \
+             accelerator: the serving host's ONNX Runtime builds a datacenter engine for its own \
+             GPU), or build a datacenter engine on the serving host (`{}`) and pass it with \
+             `--engine-flavor datacenter`",
+            plan.display(),
+            Flavor::Rtx.loads_on(),
+            onnx.display(),
+            Flavor::Datacenter.cli_tool()
+        ))),
+    }
+}
+
+/// The accelerator's strings go into `config.pbtxt` quoted: refuse what would break the quotes.
+fn check_accelerator(a: &Accelerator) -> Result<()> {
+    if let Accelerator::TensorRt(t) = a {
+        if let Some(d) = &t.cache_dir
+            && (d.is_empty() || d.contains(['"', '\\', '\n', '\r']))
+        {
+            return Err(ExportError::Invalid(format!(
+                "--trt-cache `{d}` must be a non-empty path without quotes, backslashes or line \
+                 breaks (it is written into config.pbtxt)"
+            )));
+        }
+        if t.workspace_mib == 0 {
+            return Err(ExportError::Invalid(
+                "--trt-workspace-mib must be ≥ 1 (TensorRT needs builder workspace)".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Rejects symbolic dims other than the batch axis (the leading one when `dynamic`).

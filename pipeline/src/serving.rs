@@ -4,7 +4,7 @@
 //! it all for the report's "Serving" section.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
@@ -65,6 +65,9 @@ pub struct EngineSummary {
     pub sidecar: Option<serde_json::Value>,
     #[serde(default)]
     pub reason: Option<String>,
+    /// Which runtime and GPUs can load the engine (it is never put into the Triton repository).
+    #[serde(default)]
+    pub loads_on: Option<String>,
 }
 
 /// The unrolled sampler graph.
@@ -84,6 +87,9 @@ pub struct TritonSummary {
     pub model_file: String,
     pub config: String,
     pub backend: String,
+    /// ONNX Runtime's execution provider in the config (absent in summaries before it existed).
+    #[serde(default)]
+    pub accelerator: String,
 }
 
 fn show(p: &Path) -> String {
@@ -115,14 +121,15 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
     let (sampler_bytes, rs) =
         export_checked(&unrolled, &sampler_onnx, &opts, dev, "`fewstep sample`")?;
     let repo = out.join("model_repository");
-    let triton_opts = |name: &str, engine: Option<PathBuf>| TritonOptions {
+    // Both graphs under onnxruntime_onnx with the TensorRT accelerator: the engine built here is
+    // TensorRT-RTX, which Triton's tensorrt_plan backend cannot load (it stays beside, labelled).
+    let triton_opts = |name: &str| TritonOptions {
         name: Some(name.into()),
         max_batch: Some(batch.max),
-        engine,
+        ..TritonOptions::default()
     };
-    write_repository(&sampler_onnx, &repo, &triton_opts("fewstep_sampler", None))?;
-    let plan_file = engine.built.then(|| plan.clone());
-    let triton = write_repository(&onnx, &repo, &triton_opts("fewstep_student", plan_file))?;
+    write_repository(&sampler_onnx, &repo, &triton_opts("fewstep_sampler"))?;
+    let triton = write_repository(&onnx, &repo, &triton_opts("fewstep_student"))?;
     let summary = ExportSummary {
         onnx: show(&onnx),
         onnx_bytes,
@@ -143,12 +150,8 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
         triton: TritonSummary {
             model_file: show(&triton.model_file),
             config: show(&triton.config),
-            backend: if engine.built {
-                "tensorrt_plan"
-            } else {
-                "onnxruntime_onnx"
-            }
-            .into(),
+            backend: "onnxruntime_onnx".into(),
+            accelerator: "tensorrt".into(),
         },
         engine,
     };
@@ -183,12 +186,14 @@ fn engine(onnx: &Path, plan: &Path, batch: BatchProfile) -> Result<EngineSummary
             plan: Some(show(plan)),
             sidecar: Some(sc.to_json()),
             reason: None,
+            loads_on: Some(format!("TensorRT-RTX engine: {}", sc.flavor.loads_on())),
         }),
         Err(ExportError::TensorRt(why)) => Ok(EngineSummary {
             built: false,
             plan: None,
             sidecar: None,
             reason: Some(why),
+            loads_on: None,
         }),
         Err(e) => Err(e).context("building the TensorRT engine"),
     }
@@ -255,8 +260,14 @@ pub fn section(export_dir: &Path) -> Result<eval::report::Section> {
     engine_lines(&mut md, &v.engine)?;
     let _ = writeln!(
         md,
-        "- Triton model repository: `{}` (denoiser `fewstep_student`, backend {}; sampler `fewstep_sampler`, onnxruntime; dynamic batching).",
-        v.triton.config, v.triton.backend
+        "- Triton model repository: `{}` (denoiser `fewstep_student` and sampler `fewstep_sampler`, backend {} with ONNX Runtime's {} accelerator, which builds a datacenter engine on the serving GPU; dynamic batching).",
+        v.triton.config,
+        v.triton.backend,
+        if v.triton.accelerator.is_empty() {
+            "default"
+        } else {
+            &v.triton.accelerator
+        }
     );
     Ok(eval::report::Section {
         title: "Serving".into(),
@@ -273,8 +284,15 @@ fn engine_lines(md: &mut String, e: &EngineSummary) -> Result<()> {
         let b = sc.batch;
         let _ = writeln!(
             md,
-            "- TensorRT engine: `{plan}` (TensorRT {} {}, {} network layers, {} bytes, batch profile {}:{}:{}).",
-            sc.flavor, sc.tensorrt_version, sc.network_layers, sc.engine_bytes, b.min, b.opt, b.max
+            "- TensorRT engine: `{plan}` (TensorRT {} {}, {} network layers, {} bytes, batch profile {}:{}:{}); it {}, so the Triton repository serves the ONNX instead.",
+            sc.flavor,
+            sc.tensorrt_version,
+            sc.network_layers,
+            sc.engine_bytes,
+            b.min,
+            b.opt,
+            b.max,
+            sc.flavor.loads_on()
         );
         return Ok(());
     }

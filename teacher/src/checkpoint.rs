@@ -12,9 +12,9 @@ use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use burn::module::Module;
+use burn::module::{Module, ModuleMapper, Param};
 use burn::store::ModuleRecord;
-use burn::tensor::{Bytes, Device};
+use burn::tensor::{Bytes, DType, Device, Tensor};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -248,12 +248,15 @@ impl Checkpoint {
                 path: self.path.clone(),
                 message: format!("weights blob `{name}` is unreadable: {e}"),
             })?;
-        module
+        let loaded = module
             .try_load_record(record)
             .map_err(|e| Error::Checkpoint {
                 path: self.path.clone(),
                 message: format!("weights `{name}` do not fit the network in the header: {e}"),
-            })
+            })?;
+        // Weights saved under `--dtype bf16` load into an fp32 run and the other way round:
+        // every float parameter takes the dtype its device makes by default.
+        Ok(to_device_dtype(loaded))
     }
 
     /// The model for inference: EMA weights when present, else the raw weights.
@@ -265,6 +268,29 @@ impl Checkpoint {
             "model"
         };
         self.load_into(name, model)
+    }
+}
+
+/// `module` with every float parameter in its device's default float dtype (`--dtype`): weights
+/// saved in fp32 run under bf16 and the other way round. A no-op where they agree.
+pub fn to_device_dtype<M: Module>(module: M) -> M {
+    module.map(&mut ToDeviceDtype)
+}
+
+/// Casts each float parameter to its device's default float dtype.
+struct ToDeviceDtype;
+
+impl ModuleMapper for ToDeviceDtype {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        param.map(|t| {
+            let want = t.device().settings().float_dtype;
+            if t.dtype() == DType::from(want) {
+                return t;
+            }
+            let grad = t.is_require_grad();
+            let cast = t.cast(want).detach();
+            if grad { cast.require_grad() } else { cast }
+        })
     }
 }
 

@@ -33,7 +33,7 @@ impl Denoiser for IdealGaussian {
 }
 
 fn device() -> Device {
-    Device::flex()
+    teacher::backend::test_device()
 }
 
 /// A tiny U-Net (8×8 digits, 10 classes) with seeded noise on every parameter, so that the

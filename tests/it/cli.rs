@@ -361,3 +361,71 @@ fn a_billion_samples_stream_to_disk_and_a_killed_run_leaves_no_folder() {
         Some(3)
     );
 }
+
+/// `--dtype bf16` trains in bfloat16 (the loss a bf16 value), and weights saved in either
+/// precision load and sample in the other (each float parameter takes its device's dtype).
+#[test]
+fn bf16_runs_and_checkpoints_cross_precisions() {
+    let dir = temp_dir("cli-bf16");
+    let cfg = write(&dir, "tiny.toml", TINY);
+    let run = dir.join("run").display().to_string();
+    let o = fewstep(&[
+        "--quiet", "--dtype", "bf16", "teacher", "train", "--config", &cfg, "--out", &run, "--json",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let s: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let loss = s["final_loss"].as_f64().unwrap() as f32;
+    // bfloat16 keeps 8 significant bits: the loss converted back to bf16 is itself.
+    let bf16 = f32::from_bits(loss.to_bits() & 0xffff_0000);
+    assert_eq!(loss, bf16, "loss {loss} is not a bf16 value");
+    for p in ["fp32", "bf16"] {
+        let out = dir.join(format!("s-{p}")).display().to_string();
+        let o = fewstep(&[
+            "--quiet", "--dtype", p, "sample", "--model", &run, "--n", "4", "--steps", "2",
+            "--out", &out,
+        ]);
+        assert!(o.status.success(), "{p}: {}", stderr(&o));
+        assert!(dir.join(format!("s-{p}/grid.png")).is_file());
+    }
+    let o = fewstep(&[
+        "--quiet", "teacher", "train", "--out", &run, "--resume", "--steps", "6",
+    ]);
+    assert!(
+        o.status.success(),
+        "fp32 resume of a bf16 run: {}",
+        stderr(&o)
+    );
+    // An fp32 feature network scores bf16 samples under bf16 (the FID the GPU script compares).
+    let feat = dir.join("feat").display().to_string();
+    let o = fewstep(&[
+        "--quiet",
+        "eval",
+        "train-features",
+        "--steps",
+        "3",
+        "--out",
+        &feat,
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = fewstep(&[
+        "--quiet",
+        "--dtype",
+        "bf16",
+        "eval",
+        "fid",
+        "--model",
+        &run,
+        "--steps",
+        "2",
+        "--n",
+        "8",
+        "--reference",
+        "digits-test",
+        "--features",
+        &feat,
+        "--json",
+    ]);
+    assert!(o.status.success(), "bf16 FID: {}", stderr(&o));
+    let f: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(f["fid"].as_f64().is_some_and(f64::is_finite), "{f}");
+}

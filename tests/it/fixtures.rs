@@ -24,7 +24,7 @@ impl Denoiser for IdealGaussian {
 }
 
 pub fn device() -> Device {
-    Device::flex()
+    teacher::backend::test_device()
 }
 
 /// A network small enough that a training step takes milliseconds: 8 channels, 2 levels,

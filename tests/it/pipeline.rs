@@ -131,18 +131,21 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
             "{sc}"
         );
         assert!(a.join("export/student-4.plan").is_file());
+        // The RTX engine is labelled and kept out of the Triton repository.
+        let loads_on = serving["data"]["engine"]["loads_on"].as_str().unwrap();
+        assert!(loads_on.contains("TensorRT-RTX") && loads_on.contains("not on datacenter"));
+        assert!(
+            !a.join("export/model_repository/fewstep_student/1/model.plan")
+                .exists()
+        );
     } else {
         eprintln!("SKIP engine build in the pipeline: TensorRT feature or libraries absent");
     }
+    // Built or not, Triton serves the ONNX through ONNX Runtime's TensorRT accelerator: an RTX
+    // engine is never put under tensorrt_plan.
     let backend = serving["data"]["triton"]["backend"].as_str().unwrap();
-    assert_eq!(
-        backend,
-        if built {
-            "tensorrt_plan"
-        } else {
-            "onnxruntime_onnx"
-        }
-    );
+    assert_eq!(backend, "onnxruntime_onnx");
+    assert_eq!(serving["data"]["triton"]["accelerator"], "tensorrt");
     let md = serving["markdown"].as_str().unwrap();
     assert!(
         built || md.contains("--saveEngine="),
@@ -152,6 +155,11 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
         std::fs::read_to_string(a.join("export/model_repository/fewstep_student/config.pbtxt"))
             .unwrap();
     assert!(pbtxt.contains(backend), "{pbtxt}");
+    assert!(
+        pbtxt.contains("name : \"tensorrt\"")
+            && pbtxt.contains("key: \"trt_profile_max_shapes\" value: \"x:64x1x8x8,"),
+        "{pbtxt}"
+    );
     let sm = &serving["data"]["sampler"];
     assert!(
         sm["parity"]["max_abs_err"].as_f64().unwrap() <= 1e-4,

@@ -14,7 +14,7 @@ use teacher::rng::{Stream, normals, rng};
 use teacher::unet::{ImageShape, UNetConfig};
 
 pub fn device() -> Device {
-    Device::flex()
+    teacher::backend::test_device()
 }
 
 /// A fresh empty directory under the system temp dir.

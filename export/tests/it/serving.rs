@@ -10,6 +10,7 @@ use export::engine::{
 use export::onnx::{declared_inputs, read_model};
 use export::source::Source;
 use export::triton::{TritonOptions, triton_type, write_repository};
+use export::triton_accel::{Accelerator, TrtAccelerator, TrtPrecision};
 use export::{BatchMode, ExportOptions, export_model, write_model};
 use teacher::edm::precond::Precond;
 use teacher::recipe::ModelKind;
@@ -76,21 +77,43 @@ output [
 dynamic_batching { max_queue_delay_microseconds: 100 }
 "#;
 
+/// ONNX Runtime's TensorRT accelerator with the defaults, for model `guided` at max batch 32:
+/// FP32, 1 GiB = 1073741824 bytes of workspace, the engine cached under
+/// /tmp/fewstep_trt_cache/guided, one profile over the batch axis 1 : min(8, 32) : 32.
+const TRT_BLOCK: &str = r#"instance_group [ { count: 1, kind: KIND_GPU } ]
+optimization { execution_accelerators {
+  gpu_execution_accelerator : [ {
+    name : "tensorrt"
+    parameters { key: "precision_mode" value: "FP32" }
+    parameters { key: "max_workspace_size_bytes" value: "1073741824" }
+    parameters { key: "trt_engine_cache_enable" value: "1" }
+    parameters { key: "trt_engine_cache_path" value: "/tmp/fewstep_trt_cache/guided" }
+    parameters { key: "trt_profile_min_shapes" value: "x:1x1x8x8,sigma:1,class:1,w:1" }
+    parameters { key: "trt_profile_opt_shapes" value: "x:8x1x8x8,sigma:8,class:8,w:8" }
+    parameters { key: "trt_profile_max_shapes" value: "x:32x1x8x8,sigma:32,class:32,w:32" }
+  } ]
+} }
+"#;
+
+fn repo_opts(
+    name: Option<&str>,
+    max_batch: Option<usize>,
+    engine: Option<PathBuf>,
+) -> TritonOptions {
+    TritonOptions {
+        name: name.map(str::to_string),
+        max_batch,
+        engine,
+        ..TritonOptions::default()
+    }
+}
+
 #[test]
 fn triton_repository_for_a_dynamic_onnx_student() {
     let dir = new_dir("triton-dyn");
     let onnx = student_onnx(&dir, "guided.onnx", BatchMode::Dynamic);
     let repo = dir.join("model_repository");
-    let r = write_repository(
-        &onnx,
-        &repo,
-        &TritonOptions {
-            name: None,
-            max_batch: Some(32),
-            engine: None,
-        },
-    )
-    .unwrap();
+    let r = write_repository(&onnx, &repo, &repo_opts(None, Some(32), None)).unwrap();
     assert_eq!(r.model_dir, repo.join("guided"));
     assert_eq!(r.model_file, repo.join("guided/1/model.onnx"));
     assert_eq!(
@@ -100,9 +123,56 @@ fn triton_repository_for_a_dynamic_onnx_student() {
     let text = std::fs::read_to_string(repo.join("guided/config.pbtxt")).unwrap();
     assert_eq!(text, r.config_text);
     let expected = format!(
-        "name: \"guided\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: 32\n{DYNAMIC_IO}"
+        "name: \"guided\"\nplatform: \"onnxruntime_onnx\"\nmax_batch_size: 32\n{DYNAMIC_IO}{TRT_BLOCK}"
     );
     assert_eq!(text, expected, "config.pbtxt:\n{text}");
+
+    // FP16, another workspace and cache; CUDA only; CPU.
+    let fp16 = TritonOptions {
+        accelerator: Accelerator::TensorRt(TrtAccelerator {
+            precision: TrtPrecision::Fp16,
+            workspace_mib: 2048,
+            cache_dir: Some("/cache/g".into()),
+        }),
+        ..repo_opts(Some("g16"), Some(32), None)
+    };
+    let t = write_repository(&onnx, &repo, &fp16).unwrap().config_text;
+    for want in [
+        "key: \"precision_mode\" value: \"FP16\"",
+        "key: \"max_workspace_size_bytes\" value: \"2147483648\"",
+        "key: \"trt_engine_cache_path\" value: \"/cache/g\"",
+    ] {
+        assert!(t.contains(want), "missing `{want}` in:\n{t}");
+    }
+    for (accel, kind) in [
+        (Accelerator::Cuda, "KIND_GPU"),
+        (Accelerator::Cpu, "KIND_CPU"),
+    ] {
+        let o = TritonOptions {
+            accelerator: accel,
+            ..repo_opts(Some("plain"), Some(32), None)
+        };
+        let t = write_repository(&onnx, &repo, &o).unwrap().config_text;
+        assert!(
+            t.ends_with(&format!(
+                "{DYNAMIC_IO}instance_group [ {{ count: 1, kind: {kind} }} ]\n"
+            )),
+            "{t}"
+        );
+    }
+    // A cache path that would break config.pbtxt's quotes is refused.
+    let bad = TritonOptions {
+        accelerator: Accelerator::TensorRt(TrtAccelerator {
+            cache_dir: Some("/tmp/a\"b".into()),
+            ..TrtAccelerator::default()
+        }),
+        ..repo_opts(Some("bad"), None, None)
+    };
+    let e = write_repository(&onnx, &repo, &bad)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--trt-cache"), "{e}");
+    assert!(!repo.join("bad").exists());
 
     // A text file given as the engine is refused (before: copied in as `model.plan`).
     let text_plan = dir.join("notes.txt");
@@ -110,11 +180,7 @@ fn triton_repository_for_a_dynamic_onnx_student() {
     let e = write_repository(
         &onnx,
         &repo,
-        &TritonOptions {
-            name: Some("text".into()),
-            max_batch: None,
-            engine: Some(text_plan),
-        },
+        &repo_opts(Some("text"), None, Some(text_plan)),
     )
     .unwrap_err()
     .to_string();
@@ -124,19 +190,53 @@ fn triton_repository_for_a_dynamic_onnx_student() {
     );
     assert!(!repo.join("text").exists());
 
-    // A fake (binary) engine without a sidecar: served as a TensorRT plan, default max batch.
-    let plan = dir.join("fake.plan");
-    std::fs::write(&plan, vec![0xffu8; 4096]).unwrap();
-    let r = write_repository(
+    // A missing engine is named with the command that builds it.
+    let e = write_repository(
         &onnx,
         &repo,
-        &TritonOptions {
-            name: Some("guided trt".into()),
-            max_batch: None,
-            engine: Some(plan.clone()),
-        },
+        &repo_opts(None, None, Some(dir.join("missing.plan"))),
     )
-    .unwrap();
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("missing.plan") && e.contains("fewstep export engine"),
+        "{e}"
+    );
+}
+
+/// `tensorrt_plan` only ever holds a datacenter engine.
+#[test]
+fn triton_serves_only_datacenter_engines_under_tensorrt_plan() {
+    let dir = new_dir("triton-plan");
+    let onnx = student_onnx(&dir, "guided.onnx", BatchMode::Dynamic);
+    let repo = dir.join("model_repository");
+    // A (binary) engine without a sidecar, e.g. from trtexec: its flavor must be declared.
+    let plan = dir.join("fake.plan");
+    std::fs::write(&plan, vec![0xffu8; 4096]).unwrap();
+    let e = write_repository(
+        &onnx,
+        &repo,
+        &repo_opts(Some("undeclared"), None, Some(plan.clone())),
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(
+        e.contains("no fewstep sidecar") && e.contains("--engine-flavor datacenter"),
+        "{e}"
+    );
+    let declared = |flavor| TritonOptions {
+        engine_flavor: Some(flavor),
+        ..repo_opts(Some("guided trt"), None, Some(plan.clone()))
+    };
+    let e = write_repository(&onnx, &repo, &declared(Flavor::Rtx))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("TensorRT-RTX engine") && e.contains("libnvinfer"),
+        "{e}"
+    );
+    assert!(!repo.join("guided_trt").exists());
+    let r = write_repository(&onnx, &repo, &declared(Flavor::Datacenter)).unwrap();
     assert_eq!(r.model_file, repo.join("guided_trt/1/model.plan"));
     assert!(
         r.config_text
@@ -146,8 +246,8 @@ fn triton_repository_for_a_dynamic_onnx_student() {
         "{DYNAMIC_IO}instance_group [ {{ count: 1, kind: KIND_GPU }} ]\n"
     )));
 
-    // With a sidecar (as `export engine` writes it): its profile max is the default max batch,
-    // and it must have been built from this very file.
+    // With a sidecar (as `export engine` writes it): an RTX one is refused, naming the ONNX route;
+    // a datacenter one gives its profile max as the default max batch and must come from this file.
     let b: BatchProfile = "1:4:16".parse().unwrap();
     let mut sc = EngineSidecar {
         flavor: Flavor::Rtx,
@@ -169,40 +269,46 @@ fn triton_repository_for_a_dynamic_onnx_student() {
         assert_eq!(&EngineSidecar::read_for(&plan).unwrap(), sc);
     };
     write_sidecar(&sc);
-    let opts = TritonOptions {
-        name: None,
-        max_batch: None,
-        engine: Some(plan.clone()),
-    };
-    let r = write_repository(&onnx, &repo, &opts).unwrap();
+    let plain = repo_opts(Some("sc"), None, Some(plan.clone()));
+    let e = write_repository(&onnx, &repo, &plain)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("TensorRT-RTX engine")
+            && e.contains("tensorrt_plan")
+            && e.contains(&format!("fewstep export triton --onnx {}", onnx.display())),
+        "{e}"
+    );
+    // Declaring it datacenter does not override the sidecar.
+    let e = write_repository(&onnx, &repo, &declared(Flavor::Datacenter))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("contradicts its sidecar"), "{e}");
+    sc.flavor = Flavor::Datacenter;
+    write_sidecar(&sc);
+    let r = write_repository(&onnx, &repo, &plain).unwrap();
     assert!(
         r.config_text.contains("max_batch_size: 16\n"),
         "{}",
         r.config_text
     );
-    sc.onnx_sha256 = "0".repeat(64);
-    write_sidecar(&sc);
-    let e = write_repository(&onnx, &repo, &opts)
-        .unwrap_err()
-        .to_string();
-    assert!(e.contains("built from another ONNX file"), "{e}");
-
-    // A missing engine is named with the command that builds it.
     let e = write_repository(
         &onnx,
         &repo,
-        &TritonOptions {
-            name: None,
-            max_batch: None,
-            engine: Some(dir.join("missing.plan")),
-        },
+        &repo_opts(Some("sc"), Some(32), Some(plan.clone())),
     )
     .unwrap_err()
     .to_string();
     assert!(
-        e.contains("missing.plan") && e.contains("fewstep export engine"),
+        e.contains("exceeds the engine profile's max batch 16"),
         "{e}"
     );
+    sc.onnx_sha256 = "0".repeat(64);
+    write_sidecar(&sc);
+    let e = write_repository(&onnx, &repo, &plain)
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("built from another ONNX file"), "{e}");
 }
 
 #[test]
@@ -210,11 +316,7 @@ fn triton_repository_for_a_fixed_batch_file_has_full_shapes_and_no_batching() {
     let dir = new_dir("triton-fixed");
     let onnx = student_onnx(&dir, "fixed.onnx", BatchMode::Fixed(4));
     let repo = dir.join("repo");
-    let opts = TritonOptions {
-        name: Some("digits".into()),
-        max_batch: None,
-        engine: None,
-    };
+    let opts = repo_opts(Some("digits"), None, None);
     let r = write_repository(&onnx, &repo, &opts).unwrap();
     let t = &r.config_text;
     assert!(t.contains("max_batch_size: 0\n"), "{t}");
@@ -228,6 +330,11 @@ fn triton_repository_for_a_fixed_batch_file_has_full_shapes_and_no_batching() {
     );
     assert!(
         !t.contains("reshape") && !t.contains("dynamic_batching"),
+        "{t}"
+    );
+    // A fixed batch needs no TensorRT profile: the provider builds for the one shape.
+    assert!(
+        t.contains("name : \"tensorrt\"") && !t.contains("trt_profile"),
         "{t}"
     );
     let e = write_repository(
@@ -438,35 +545,12 @@ fn tensorrt_rtx_engine_from_the_exported_student() {
     assert_eq!(back, sc);
     assert!(sidecar_path(&out).ends_with("guided.plan.json"));
 
-    // The Triton repository takes the engine and its profile's max batch.
-    let r = write_repository(
-        &onnx,
-        &dir.join("repo"),
-        &TritonOptions {
-            name: None,
-            max_batch: None,
-            engine: Some(out.clone()),
-        },
-    )
-    .unwrap();
-    assert!(
-        r.config_text
-            .contains("platform: \"tensorrt_plan\"\nmax_batch_size: 4\n")
-    );
-    assert_eq!(std::fs::read(&r.model_file).unwrap(), plan);
-    let e = write_repository(
-        &onnx,
-        &dir.join("repo"),
-        &TritonOptions {
-            name: None,
-            max_batch: Some(8),
-            engine: Some(out),
-        },
-    )
-    .unwrap_err()
-    .to_string();
-    assert!(
-        e.contains("exceeds the engine profile's max batch 4"),
-        "{e}"
-    );
+    assert!(sc.summary(&onnx, &out).contains("not on datacenter GPUs"));
+
+    // The RTX engine never goes under tensorrt_plan.
+    let e = write_repository(&onnx, &dir.join("repo"), &repo_opts(None, None, Some(out)))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("TensorRT-RTX engine"), "{e}");
+    assert!(!dir.join("repo").exists());
 }
