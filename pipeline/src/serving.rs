@@ -15,6 +15,7 @@ use export::engine::{BatchProfile, EngineOptions, EngineSidecar, Flavor, build_e
 use export::error::ExportError;
 use export::source::Source;
 use export::triton::{TritonOptions, write_repository};
+use export::triton_accel::Accelerator;
 
 use crate::config::ExportStage;
 
@@ -123,9 +124,11 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
     let repo = out.join("model_repository");
     // Both graphs under onnxruntime_onnx with the TensorRT accelerator: the engine built here is
     // TensorRT-RTX, which Triton's tensorrt_plan backend cannot load (it stays beside, labelled).
+    let accelerator = Accelerator::default();
     let triton_opts = |name: &str| TritonOptions {
         name: Some(name.into()),
         max_batch: Some(batch.max),
+        accelerator: accelerator.clone(),
         ..TritonOptions::default()
     };
     write_repository(&sampler_onnx, &repo, &triton_opts("fewstep_sampler"))?;
@@ -151,7 +154,7 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
             model_file: show(&triton.model_file),
             config: show(&triton.config),
             backend: "onnxruntime_onnx".into(),
-            accelerator: "tensorrt".into(),
+            accelerator: accelerator.to_string(),
         },
         engine,
     };
