@@ -506,6 +506,9 @@ pub struct FidArgs {
     /// k of the k-NN manifolds for precision/recall.
     #[arg(long, default_value_t = 3)]
     pub k: usize,
+    /// Bootstrap resamples behind the FID's 95% interval.
+    #[arg(long, default_value_t = 200)]
+    pub bootstrap: usize,
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
@@ -553,13 +556,41 @@ pub struct ReportArgs {
     /// Teacher step count used for the guidance sweep.
     #[arg(long, default_value_t = 25)]
     pub sweep_steps: usize,
-    /// NFE budgets at which the teacher's Euler, Heun and DPM-Solver++(2M) are compared
-    /// (comma-separated; none by default).
+    /// NFE budgets of the teacher's quality-vs-NFE curve with Euler, Heun and
+    /// DPM-Solver++(2M) (comma-separated; none by default).
     #[arg(long, value_delimiter = ',')]
     pub solver_nfe: Vec<usize>,
     /// Report title.
     #[arg(long, default_value = "fewstep comparison report")]
     pub title: String,
+    /// The declared headline, KIND:STEPS (e.g. `progressive:4`), judged against the teacher's
+    /// 50 steps at --guidance; none by default.
+    #[arg(long)]
+    pub headline: Option<String>,
+    /// The headline's FID-ratio target (met when the interval's upper end is ≤ it).
+    #[arg(long, default_value_t = 1.05)]
+    pub target_ratio: f64,
+    /// Samples per point of the guidance sweeps and the teacher's NFE curve.
+    #[arg(long, default_value_t = 500)]
+    pub sweep_n: usize,
+    /// Samples per model of the nearest-neighbour memorisation check (0: none).
+    #[arg(long, default_value_t = 0)]
+    pub memorisation_n: usize,
+    /// Training set of the memorisation check (e.g. `mnist-train`).
+    #[arg(long)]
+    pub train: Option<String>,
+    /// Bootstrap resamples behind every FID interval.
+    #[arg(long, default_value_t = 200)]
+    pub bootstrap: usize,
+    /// Batch of the timing pass's throughput figures.
+    #[arg(long, default_value_t = 64)]
+    pub timing_batch: usize,
+    /// Timed runs per setting in the timing pass (after one warm-up).
+    #[arg(long, default_value_t = 3)]
+    pub timing_reps: usize,
+    /// The resumable sample cache (default: OUT.samples beside --out).
+    #[arg(long)]
+    pub cache: Option<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -182,7 +182,7 @@ fn eval_cmd(command: EvalCommand, device: Device, quiet: bool, world: World) -> 
         EvalCommand::Classify(args) => classify(args, device),
         EvalCommand::Fid(args) => fid(args, device),
         EvalCommand::Report(args) => {
-            pipeline::report::report_with(&args.settings(), &device, quiet, Vec::new())
+            pipeline::report::report_with(&args.settings()?, &device, quiet, Vec::new())
         }
         EvalCommand::Latency(args) => latency(args, device),
         EvalCommand::Render(args) => {
@@ -248,7 +248,12 @@ fn fid(args: FidArgs, device: Device) -> Result<()> {
         (None, None, _) => anyhow::bail!("pass --samples DIR|SPLIT or --model RUN --steps S"),
     };
     let data = args.data.as_deref();
-    let f = pipeline::measure::fid(&set, &args.reference, &args.features, data, args.k, &device)?;
+    let intervals = eval::metrics::IntervalConfig {
+        bootstrap: args.bootstrap,
+        ..Default::default()
+    };
+    let (r, feats) = (&args.reference, &args.features);
+    let f = pipeline::measure::fid(&set, r, feats, data, args.k, &intervals, &device)?;
     match args.json {
         true => println!("{}", f.json()),
         false => println!("{}", f.text()),
@@ -260,7 +265,7 @@ fn latency(args: LatencyArgs, device: Device) -> Result<()> {
     let path = teacher::runs::resolve_model(&args.model, args.steps)?;
     let ck = Checkpoint::load(&path)?;
     let (steps, batch, w) = (args.steps, args.batch, args.guidance);
-    let l = pipeline::measure::latency(&ck, steps, batch, w, args.reps, &device)?;
+    let l = pipeline::measure::latency(&ck, steps, None, batch, w, args.reps, &device)?;
     match args.json {
         true => println!("{}", l.json(&path)),
         false => println!("{}", l.text()),

@@ -7,7 +7,10 @@ use pipeline::bench::sampling::SamplingSettings;
 use pipeline::bench::scaling::ScalingSettings;
 use pipeline::bench::{Bench, SuiteSettings};
 use pipeline::config::PipelineConfig;
+use eval::metrics::IntervalConfig;
+use pipeline::config::{HeadlineDecl, VerdictConfig};
 use pipeline::report::ReportSettings;
+use teacher::recipe::ModelKind;
 use pipeline::run::PipelineSettings;
 use pipeline::samples::SampleSettings;
 use teacher::sample::{ClassChoice, SampleSpec};
@@ -27,6 +30,7 @@ impl SampleArgs {
             },
         };
         let spec = SampleSpec {
+            first: 0,
             n: self.n,
             classes,
             steps: self.steps,
@@ -61,9 +65,42 @@ impl PipelineArgs {
     }
 }
 
+/// `--headline KIND:STEPS`.
+fn parse_headline(spec: &str) -> anyhow::Result<HeadlineDecl> {
+    let bad = || {
+        anyhow::anyhow!(
+            "`--headline {spec}`: give KIND:STEPS with KIND guided, progressive or consistency, e.g. `progressive:4`"
+        )
+    };
+    let (kind, steps) = spec.split_once(':').ok_or_else(bad)?;
+    let student = match kind {
+        "guided" => ModelKind::Guided,
+        "progressive" => ModelKind::Progressive,
+        "consistency" => ModelKind::Consistency,
+        _ => return Err(bad()),
+    };
+    let steps = steps.parse().map_err(|_| bad())?;
+    Ok(HeadlineDecl { student, steps })
+}
+
 impl ReportArgs {
-    pub fn settings(self) -> ReportSettings {
-        ReportSettings {
+    pub fn settings(self) -> anyhow::Result<ReportSettings> {
+        let headline = self.headline.as_deref().map(parse_headline).transpose()?;
+        let verdict = VerdictConfig {
+            headline,
+            target_ratio: self.target_ratio,
+            sweep_n: self.sweep_n,
+            memorisation_n: self.memorisation_n,
+            train: self.train,
+            intervals: IntervalConfig {
+                bootstrap: self.bootstrap,
+                ..IntervalConfig::default()
+            },
+            timing_batch: self.timing_batch,
+            timing_reps: self.timing_reps,
+        };
+        let cache = self.cache.unwrap_or_else(|| ReportSettings::default_cache(&self.out));
+        Ok(ReportSettings {
             runs: self.runs,
             features: self.features,
             reference: self.reference,
@@ -80,7 +117,9 @@ impl ReportArgs {
             sweep_steps: self.sweep_steps,
             solver_nfe: self.solver_nfe,
             title: self.title,
-        }
+            verdict,
+            cache,
+        })
     }
 }
 

@@ -1,5 +1,6 @@
-//! PNG plots with plotters: metric-vs-NFE and metric-vs-guidance line charts. Text is drawn with
-//! an embedded DejaVu Sans, so plots render the same on machines without system fonts.
+//! PNG plots with plotters: metric-vs-NFE and metric-vs-guidance line charts with 95% error
+//! bars and the real-vs-real floor as a line. Text is drawn with an embedded DejaVu Sans, so
+//! plots render the same on machines without system fonts.
 
 use std::path::Path;
 use std::sync::Once;
@@ -28,10 +29,22 @@ fn register_font() {
     });
 }
 
-/// One labelled line of (x, y) points.
+/// One labelled line of (x, y) points, with a 95% interval (lo, hi) per point or none.
 pub struct Series {
     pub label: String,
     pub points: Vec<(f64, f64)>,
+    /// Empty, or one (lo, hi) per point: drawn as error bars.
+    pub errors: Vec<(f64, f64)>,
+}
+
+impl Series {
+    pub fn new(label: impl Into<String>, points: Vec<(f64, f64)>) -> Self {
+        Self {
+            label: label.into(),
+            points,
+            errors: Vec::new(),
+        }
+    }
 }
 
 /// Axis description of a line chart.
@@ -41,6 +54,10 @@ pub struct Chart<'a> {
     pub y_label: &'a str,
     /// Logarithmic x axis (NFE spans 1 to 100).
     pub log_x: bool,
+    /// A horizontal reference line (the real-vs-real floor) and its legend label.
+    pub floor: Option<(f64, String)>,
+    /// A linear y axis starts at 0, so noise between close values is not zoomed into a trend.
+    pub y_from_zero: bool,
 }
 
 fn plot_err(path: &Path, e: impl std::fmt::Display) -> EvalError {
@@ -81,12 +98,19 @@ fn finite_points(s: &Series) -> Vec<(f64, f64)> {
 
 /// Bounds of the finite points of all `series` (an error if there are none), padded for
 /// drawing; a y range over more than 20× goes on a log axis.
-fn ranges(path: &Path, series: &[Series]) -> Result<Ranges> {
-    let pts: Vec<(f64, f64)> = series
+fn ranges(path: &Path, chart: &Chart, series: &[Series]) -> Result<Ranges> {
+    let mut pts: Vec<(f64, f64)> = series
         .iter()
         .flat_map(|s| s.points.iter().copied())
         .filter(|p| p.1.is_finite())
         .collect();
+    // Error bars and the floor must fit too.
+    let bars = series.iter().flat_map(|s| s.points.iter().zip(&s.errors));
+    let ends: Vec<(f64, f64)> = bars.flat_map(|(p, e)| [(p.0, e.0), (p.0, e.1)]).collect();
+    pts.extend(ends.into_iter().filter(|p| p.1.is_finite() && p.1 > 0.0));
+    if let (Some((f, _)), Some(&(x, _))) = (&chart.floor, pts.first()) {
+        pts.extend([(x, *f)].into_iter().filter(|p| p.1.is_finite() && p.1 > 0.0));
+    }
     if pts.is_empty() {
         return Err(plot_err(path, "no finite points"));
     }
@@ -103,7 +127,12 @@ fn ranges(path: &Path, series: &[Series]) -> Result<Ranges> {
         (y0 * 0.8, y1 * 1.25)
     } else {
         let pad = ((y1 - y0) * 0.08).max(1e-9);
-        ((y0 - pad).min(0.0f64.max(y0 - pad)), y1 + pad)
+        let low = if chart.y_from_zero && y0 >= 0.0 {
+            0.0
+        } else {
+            (y0 - pad).min(0.0f64.max(y0 - pad))
+        };
+        (low, y1 + pad)
     };
     if x0 == x1 {
         x0 *= 0.5;
@@ -123,7 +152,7 @@ pub fn line_chart(path: &Path, chart: &Chart, series: &[Series]) -> Result<()> {
     register_font();
     let (w, h) = (800u32, 500u32);
     let mut buf = vec![0u8; (w * h * 3) as usize];
-    let r = ranges(path, series)?;
+    let r = ranges(path, chart, series)?;
     render(&mut buf, (w, h), path, chart, series, &r)?;
     let img = image::RgbImage::from_raw(w, h, buf).expect("buffer sized w·h·3");
     let mut png = std::io::Cursor::new(Vec::new());
@@ -242,6 +271,27 @@ where
             .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], c.stroke_width(2)));
         ctx.draw_series(points.iter().map(|&p| Circle::new(p, 4, c.filled())))
             .map_err(|e| plot_err(path, e))?;
+        let bars = s.points.iter().zip(&s.errors);
+        let bars = bars.filter(|(p, e)| p.1.is_finite() && e.0.is_finite() && e.1.is_finite());
+        // On a log axis a bar cannot reach 0: its low end is kept just above the axis floor.
+        let lo = |v: f64| if log_y { v.max(f64::MIN_POSITIVE) } else { v };
+        ctx.draw_series(bars.map(|(p, e)| {
+            ErrorBar::new_vertical(p.0, lo(e.0), p.1, e.1, c.stroke_width(1), 8)
+        }))
+        .map_err(|e| plot_err(path, e))?;
+    }
+    if let Some((f, label)) = &chart.floor {
+        let (x0, x1) = (ctx.x_range().start, ctx.x_range().end);
+        let grey = RGBColor(90, 90, 90);
+        ctx.draw_series(DashedLineSeries::new(
+            vec![(x0, *f), (x1, *f)],
+            6,
+            4,
+            grey.stroke_width(1),
+        ))
+        .map_err(|e| plot_err(path, e))?
+        .label(label.clone())
+        .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1)));
     }
     ctx.configure_series_labels()
         .label_font(("sans-serif", 14))

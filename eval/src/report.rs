@@ -1,5 +1,7 @@
 //! Comparison reports: `results.json` (every number, seed and config hash), `report.md`,
 //! a self-contained `report.html` (images inlined) and the plots, all from one [`Results`].
+//! Every FID/KID and ratio carries its 95% interval; the headline is the setting the config
+//! declared before measuring (`report_md` renders it, `report_plots` draws it).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -8,8 +10,60 @@ use base64::Engine;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{EvalError, Result};
+use crate::fidelity::Paired;
+use crate::interval::Interval;
+use crate::memorisation::Memorisation;
 use crate::metrics::Metrics;
-use crate::plots::{Chart, Series, line_chart};
+
+/// A ratio of two FIDs (or FVDs) with its bootstrap interval.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Ratio {
+    pub value: f64,
+    pub ci95: Interval,
+}
+
+impl Ratio {
+    /// "within noise" when the interval holds 1, else which side it lies on.
+    pub fn verdict(&self) -> &'static str {
+        if self.ci95.contains(1.0) {
+            "within noise"
+        } else if self.ci95.hi < 1.0 {
+            "better"
+        } else {
+            "worse"
+        }
+    }
+}
+
+/// Distance of a model's samples to the teacher's from the same noise and class.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Fidelity {
+    /// The model the samples are compared to, e.g. "teacher 50 steps".
+    pub against: String,
+    /// Per-pair pixel RMSE (images in [−1, 1]).
+    pub pixel_rmse: Paired,
+    /// Per-pair Euclidean distance of the feature vectors.
+    pub feature_distance: Paired,
+}
+
+/// Nearest-neighbour distances to the training set, in pixels and in features.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MemorisationResult {
+    pub pixels: Memorisation,
+    pub features: Memorisation,
+}
+
+/// Timing of one setting in the report's timing pass (one process, after all sampling).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Timing {
+    /// Median latency of one sample alone (batch 1), milliseconds.
+    pub batch1_ms: f64,
+    /// Batch of the throughput figure.
+    pub batch: usize,
+    /// Throughput at `batch`: samples per second (median of the runs).
+    pub per_s: f64,
+    pub reps: usize,
+}
 
 /// One model at one step count.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -28,10 +82,20 @@ pub struct ModelResult {
     pub sampler: String,
     pub seed: u64,
     pub batch: usize,
-    /// Wall clock of sampling `metrics.n_samples` images, and per 1,000 images.
+    /// Wall clock of sampling `metrics.n_samples` images (summed over resumed chunks), and per
+    /// 1,000 images.
     pub seconds: f64,
     pub seconds_per_1000: f64,
     pub metrics: Metrics,
+    /// FID ÷ the teacher-50's (same reference resamples).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vs_teacher: Option<Ratio>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity: Option<Fidelity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memorisation: Option<MemorisationResult>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
     /// Sample grid (one row of this model's first images; for clips, a strip of frames per
     /// clip) beside the report.
     pub grid: String,
@@ -47,21 +111,131 @@ pub struct GuidancePoint {
     pub steps: usize,
     pub guidance: f64,
     pub fid: f64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_ci95: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid_ci95: Option<Interval>,
+    #[serde(default)]
+    pub n: usize,
 }
 
-/// The numbers every report leads with.
+/// The teacher with one ODE solver at one step count: a point of its quality-vs-NFE curve.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SolverPoint {
+    pub solver: String,
+    pub steps: usize,
+    pub nfe: usize,
+    pub n: usize,
+    pub fid: f64,
+    pub fid_ci95: Interval,
+    pub kid: f64,
+    pub kid_ci95: Interval,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timing: Option<Timing>,
+}
+
+/// The teacher setting that first reaches the headline student's quality.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EqualQuality {
+    /// The student's FID interval at the curve's n.
+    pub student_fid_ci95: Interval,
+    pub n: usize,
+    /// Teacher seconds per sample (throughput batch) at the crossing.
+    pub teacher_seconds: f64,
+    pub teacher_nfe: f64,
+    /// Between two measured settings (in ln seconds), or a measured one.
+    pub interpolated: bool,
+    /// The cheapest measured setting that reaches it, e.g. "dpmpp2m 10 steps".
+    pub first_reaching: String,
+    pub student_seconds: f64,
+    pub speedup: f64,
+}
+
+/// The numbers every report leads with: the setting the config declared, measured.
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct Headline {
-    /// Best 4-step student's FID ÷ the 50-step guided teacher's FID (image reports).
+    /// Samples behind each headline figure.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<usize>,
+    /// The declared student kind, step count and guidance weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub student: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub steps: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub w: Option<f64>,
+    /// The declared student's FID ÷ the 50-step guided teacher's FID (image reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fid_ratio_student4_vs_teacher50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_ratio_ci95: Option<Interval>,
     /// The same ratio of FVDs (clip reports).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fvd_ratio_student4_vs_teacher50: Option<f64>,
-    /// Wall clock of the teacher at 50 guided steps ÷ that of the best 4-step student (same
-    /// backend, same batch).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fvd_ratio_ci95: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid_student4: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid_student4_ci95: Option<Interval>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid_teacher50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid_teacher50_ci95: Option<Interval>,
+    /// Mean pixel RMSE of the student's samples to the teacher-50's (same noise and class).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity_rmse_student4: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fidelity_rmse_ci95: Option<Interval>,
+    /// Throughput of the student ÷ that of the teacher at 50 guided Euler steps (timing pass).
     pub speedup_student4_vs_teacher50: Option<f64>,
+    /// Teacher time at the cheapest setting whose FID interval reaches the student's ÷ the
+    /// student's time (None: no measured setting reaches it, or no curve was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub speedup_equal_quality: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub equal_quality: Option<EqualQuality>,
+    /// The ratio target and whether the interval's upper end meets it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_ratio: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_met: Option<bool>,
+    /// Reports before the declared headline named the best 4-step student here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_student4: Option<String>,
+}
+
+impl Headline {
+    /// The ratio and its interval, whichever metric the report uses.
+    pub fn ratio(&self) -> Option<(f64, Option<Interval>)> {
+        match (self.fid_ratio_student4_vs_teacher50, self.fvd_ratio_student4_vs_teacher50) {
+            (Some(r), _) => Some((r, self.fid_ratio_ci95)),
+            (None, Some(r)) => Some((r, self.fvd_ratio_ci95)),
+            _ => None,
+        }
+    }
+}
+
+/// How the report's intervals were drawn, in words and numbers.
+#[derive(Debug, Clone, Serialize, Deserialize, Default)]
+pub struct Protocol {
+    pub bootstrap: usize,
+    pub kid_blocks: usize,
+    pub kid_subsets: usize,
+    pub kid_subset_size: usize,
+    /// Samples per point of the guidance sweeps and the teacher's NFE curve.
+    pub sweep_n: usize,
+    /// Samples per model entering the nearest-neighbour distances.
+    pub memorisation_n: usize,
+    /// The training set of the nearest-neighbour distances.
+    pub train: String,
+    /// Wall clock of this report, and how many sample chunks it sampled (the rest came from
+    /// the resumable cache).
+    pub seconds: f64,
+    pub new_chunks: usize,
+    pub cached_chunks: usize,
 }
 
 /// Everything a report shows.
@@ -79,8 +253,12 @@ pub struct Results {
     /// FID of real held-out images against the reference: the floor.
     pub real_vs_real: Option<Metrics>,
     pub backend: String,
+    #[serde(default)]
+    pub protocol: Protocol,
     pub models: Vec<ModelResult>,
     pub guidance_sweep: Vec<GuidancePoint>,
+    #[serde(default)]
+    pub solver_curve: Vec<SolverPoint>,
     pub headline: Headline,
     /// Further sections (serving artefacts, training cost, …) with their numbers.
     #[serde(default)]
@@ -106,228 +284,6 @@ impl Results {
             "clips"
         } else {
             "images"
-        }
-    }
-
-    /// Fill `headline` from `models`: teacher at 50 steps vs the best (lowest-FID/FVD) 4-step
-    /// student.
-    pub fn compute_headline(&mut self) {
-        let teacher50 = self
-            .models
-            .iter()
-            .find(|m| m.kind == "teacher" && m.steps == 50);
-        let best4 = self
-            .models
-            .iter()
-            .filter(|m| m.kind != "teacher" && m.steps == 4)
-            .min_by(|a, b| a.metrics.fid.total_cmp(&b.metrics.fid));
-        if let (Some(t), Some(s)) = (teacher50, best4) {
-            let ratio = Some(s.metrics.fid / t.metrics.fid);
-            let video = self.metric == "FVD";
-            self.headline = Headline {
-                fid_ratio_student4_vs_teacher50: ratio.filter(|_| !video),
-                fvd_ratio_student4_vs_teacher50: ratio.filter(|_| video),
-                speedup_student4_vs_teacher50: Some(t.seconds_per_1000 / s.seconds_per_1000),
-                best_student4: Some(s.name.clone()),
-            };
-        }
-    }
-}
-
-/// One line per model name (in order, consecutive duplicates merged) of `f` against NFE.
-fn nfe_series(r: &Results, names: &[String], f: &dyn Fn(&ModelResult) -> f64) -> Vec<Series> {
-    names
-        .iter()
-        .map(|n| {
-            let mut points: Vec<(f64, f64)> = r
-                .models
-                .iter()
-                .filter(|m| &m.name == n)
-                .map(|m| (m.nfe as f64, f(m)))
-                .collect();
-            points.sort_by(|a, b| a.0.total_cmp(&b.0));
-            Series {
-                label: n.clone(),
-                points,
-            }
-        })
-        .collect()
-}
-
-/// One line of FID against guidance weight per model and step count of the sweep.
-fn guidance_series(r: &Results) -> Vec<Series> {
-    let mut sweep_names: Vec<String> = r
-        .guidance_sweep
-        .iter()
-        .map(|g| format!("{} ({} steps)", g.name, g.steps))
-        .collect();
-    sweep_names.dedup();
-    sweep_names
-        .iter()
-        .map(|n| Series {
-            label: n.clone(),
-            points: r
-                .guidance_sweep
-                .iter()
-                .filter(|g| &format!("{} ({} steps)", g.name, g.steps) == n)
-                .map(|g| (g.guidance, g.fid))
-                .collect(),
-        })
-        .collect()
-}
-
-/// A chart description (the axes of one plot).
-fn chart<'a>(title: &'a str, x_label: &'a str, y_label: &'a str, log_x: bool) -> Chart<'a> {
-    Chart {
-        title,
-        x_label,
-        y_label,
-        log_x,
-    }
-}
-
-fn plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
-    let mut names: Vec<String> = r.models.iter().map(|m| m.name.clone()).collect();
-    names.dedup();
-    let d = &r.metric;
-    let fid_label = format!("{d} ({})", r.features);
-    let per_1000 = format!("seconds per 1,000 {}", r.unit());
-    let (t_nfe, t_guid) = (format!("{d} vs NFE"), format!("{d} vs guidance weight"));
-    let mut made = Vec::new();
-    line_chart(
-        &out.join("fid_vs_nfe.png"),
-        &chart(&t_nfe, "NFE per sample (log)", &fid_label, true),
-        &nfe_series(r, &names, &|m| m.metrics.fid),
-    )?;
-    made.push((t_nfe.clone(), "fid_vs_nfe.png".to_string()));
-    line_chart(
-        &out.join("latency_vs_nfe.png"),
-        &chart(
-            "Sampling time vs NFE",
-            "NFE per sample (log)",
-            &per_1000,
-            true,
-        ),
-        &nfe_series(r, &names, &|m| m.seconds_per_1000),
-    )?;
-    made.push((
-        "Latency vs NFE".to_string(),
-        "latency_vs_nfe.png".to_string(),
-    ));
-    if !r.guidance_sweep.is_empty() {
-        line_chart(
-            &out.join("fid_vs_guidance.png"),
-            &chart(&t_guid, "guidance weight w", &fid_label, false),
-            &guidance_series(r),
-        )?;
-        made.push((
-            format!("{d} vs guidance"),
-            "fid_vs_guidance.png".to_string(),
-        ));
-    }
-    Ok(made)
-}
-
-fn fmt_opt(v: Option<f64>, scale: f64, digits: usize) -> String {
-    v.map(|x| format!("{:.*}", digits, x * scale))
-        .unwrap_or_else(|| "–".into())
-}
-
-/// The markdown body (also the HTML's source).
-pub fn markdown(r: &Results, plots: &[(String, String)]) -> String {
-    let mut md = String::new();
-    md_intro(&mut md, r);
-    md_table(&mut md, r);
-    for sec in &r.sections {
-        let _ = writeln!(md, "\n## {}\n\n{}", sec.title, sec.markdown.trim_end());
-    }
-    for (title, file) in plots {
-        let _ = writeln!(md, "\n## {title}\n\n![{title}]({file})");
-    }
-    md_samples(&mut md, r);
-    let _ = writeln!(
-        md,
-        "Every number is in `results.json` with its seed and config hash."
-    );
-    md
-}
-
-/// Title, command, feature space, the headline and the real-vs-real floor.
-fn md_intro(md: &mut String, r: &Results) {
-    let _ = writeln!(md, "# {}\n", r.title);
-    let _ = writeln!(md, "Produced by:\n\n```sh\n{}\n```\n", r.command);
-    let (d, unit) = (&r.metric, r.unit());
-    let _ = writeln!(
-        md,
-        "Features: **{d} ({})** against `{}`; backend: {}.\n",
-        r.features, r.reference, r.backend
-    );
-    let h = &r.headline;
-    if let (Some(fr), Some(sp)) = (
-        h.fid_ratio_student4_vs_teacher50
-            .or(h.fvd_ratio_student4_vs_teacher50),
-        h.speedup_student4_vs_teacher50,
-    ) {
-        let _ = writeln!(
-            md,
-            "**Headline:** the best 4-step student ({}) reaches {:.2}× the {d} of the 50-step guided teacher at {:.1}× its sampling speed.\n",
-            h.best_student4.as_deref().unwrap_or("?"),
-            fr,
-            sp
-        );
-    }
-    if let Some(rr) = &r.real_vs_real {
-        let _ = writeln!(
-            md,
-            "Real-vs-real floor: {d} {:.3} ({} held-out real {unit} vs {} reference).\n",
-            rr.fid, rr.n_samples, rr.n_reference
-        );
-    }
-}
-
-/// The table of every model's numbers.
-fn md_table(md: &mut String, r: &Results) {
-    let (d, unit) = (&r.metric, r.unit());
-    let short = if unit == "clips" { "clips" } else { "img" };
-    let _ = writeln!(
-        md,
-        "| model | kind | steps | NFE | w | {d} | class acc. | precision | recall | s / 1,000 {short} | n |"
-    );
-    let _ = writeln!(md, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for m in &r.models {
-        let x = &m.metrics;
-        let _ = writeln!(
-            md,
-            "| {} | {} | {} | {} | {} | {:.3} | {} | {:.3} | {:.3} | {:.1} | {} |",
-            m.name,
-            m.kind,
-            m.steps,
-            m.nfe,
-            m.guidance,
-            x.fid,
-            fmt_opt(x.class_accuracy, 100.0, 1) + if x.class_accuracy.is_some() { "%" } else { "" },
-            x.precision,
-            x.recall,
-            m.seconds_per_1000,
-            x.n_samples
-        );
-    }
-}
-
-/// The samples section: each model's grid (and animation, for clips).
-fn md_samples(md: &mut String, r: &Results) {
-    let _ = writeln!(
-        md,
-        "\n## Samples (same seeds, one row per model and step count)\n"
-    );
-    for m in &r.models {
-        let _ = writeln!(
-            md,
-            "**{} · {} steps · NFE {}**\n\n![{} {}]({})\n",
-            m.name, m.steps, m.nfe, m.name, m.steps, m.grid
-        );
-        if let Some(a) = &m.animation {
-            let _ = writeln!(md, "![{} {} animated]({a})\n", m.name, m.steps);
         }
     }
 }
@@ -423,10 +379,10 @@ fn html(md_text: &str, out: &Path) -> String {
 /// there, named as in each model's `grid`).
 pub fn write_report(out: &Path, r: &Results) -> Result<()> {
     std::fs::create_dir_all(out).map_err(|e| EvalError::io("create", out, e))?;
-    let made = plots(out, r)?;
+    let made = crate::report_plots::plots(out, r)?;
     let json = serde_json::to_string_pretty(r).expect("plain data");
     teacher::checkpoint::write_atomic(&out.join("results.json"), json.as_bytes())?;
-    let md = markdown(r, &made);
+    let md = crate::report_md::markdown(r, &made);
     teacher::checkpoint::write_atomic(&out.join("report.md"), md.as_bytes())?;
     teacher::checkpoint::write_atomic(&out.join("report.html"), html(&md, out).as_bytes())?;
     Ok(())

@@ -113,6 +113,7 @@ impl Batch {
         match (&source.unroll, self.sample_seed) {
             (Some(u), Some(seed)) => {
                 let spec = teacher::sample::SampleSpec {
+                    first: 0,
                     n: self.n,
                     classes: teacher::sample::ClassChoice::All,
                     steps: u.steps,

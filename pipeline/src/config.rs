@@ -6,7 +6,9 @@ use std::path::Path;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use student::config::{ConsistencyConfig, GuidedConfig, ProgressiveConfig, StudentConfig};
+use eval::metrics::IntervalConfig;
 use teacher::config::TeacherConfig;
+use teacher::recipe::ModelKind;
 use teacher::model::NetworkConfig;
 use teacher::unet::UNetConfig;
 
@@ -110,27 +112,83 @@ impl Default for FeaturesStage {
     }
 }
 
+/// The headline a report quotes, declared before anything is measured: which student at which
+/// step count (at the report's declared w, `eval.guidance`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeadlineDecl {
+    /// Kind of the student run: guided, progressive or consistency.
+    pub student: ModelKind,
+    /// Its sampling steps.
+    pub steps: usize,
+}
+
+/// The verdict protocol of a report (issue #15): intervals, the declared headline and its
+/// target, the sweeps' and memorisation's sample counts, and the timing pass.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct VerdictConfig {
+    /// The declared headline (None: the report has no headline).
+    pub headline: Option<HeadlineDecl>,
+    /// The headline ratio target: met only if the ratio interval's upper end is ≤ this.
+    pub target_ratio: f64,
+    /// Samples per point of every guidance sweep and of the teacher's NFE curve (each set's
+    /// first images are the main set's, so the declared-w point costs nothing).
+    pub sweep_n: usize,
+    /// Samples per model in the nearest-neighbour memorisation check (0: none).
+    pub memorisation_n: usize,
+    /// Training set of the memorisation check (default: the teacher's training split).
+    pub train: Option<String>,
+    /// Bootstrap resamples, seeds and KID's subsets.
+    pub intervals: IntervalConfig,
+    /// Batch of the throughput figures of the timing pass.
+    pub timing_batch: usize,
+    /// Timed runs per setting (after one warm-up).
+    pub timing_reps: usize,
+}
+
+impl Default for VerdictConfig {
+    fn default() -> Self {
+        Self {
+            headline: Some(HeadlineDecl {
+                student: ModelKind::Progressive,
+                steps: 4,
+            }),
+            target_ratio: 1.05,
+            sweep_n: 500,
+            memorisation_n: 500,
+            train: None,
+            intervals: IntervalConfig::default(),
+            timing_batch: 64,
+            timing_reps: 3,
+        }
+    }
+}
+
 /// The comparison report.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct EvalStage {
     /// Samples per model and step count.
     pub n: usize,
-    /// Guidance weight of every sample set.
+    /// The declared guidance weight: every model of the main table and the headline.
     pub guidance: f64,
     pub seed: u64,
     /// Teacher step counts (guided Euler, 2 NFE per step).
     pub teacher_steps: Vec<usize>,
     /// Student step counts (progressive rounds, consistency, guided).
     pub student_steps: Vec<usize>,
-    /// Guidance weights of the teacher's FID-vs-w sweep (empty: none).
+    /// Guidance weights of the FID-vs-w sweeps (empty: none): the teacher at `sweep_steps`,
+    /// every student at the headline's steps.
     pub sweep_guidance: Vec<f64>,
     pub sweep_steps: usize,
-    /// NFE budgets at which the teacher's Euler, Heun and DPM-Solver++(2M) are compared in the
-    /// report (empty: no comparison).
+    /// NFE budgets of the teacher's quality-vs-NFE curve with Euler, Heun and
+    /// DPM-Solver++(2M) (empty: none), behind the equal-quality speedup.
     pub solver_nfe: Vec<usize>,
-    /// Held-out real images for the real-vs-real floor (default: the test split at n).
+    /// Held-out real images for the real-vs-real floor (default: the train split at n).
     pub real: Option<String>,
+    /// Intervals, declared headline, sweeps' n, memorisation and timing.
+    pub verdict: VerdictConfig,
 }
 
 impl Default for EvalStage {
@@ -141,10 +199,11 @@ impl Default for EvalStage {
             seed: 0,
             teacher_steps: vec![4, 50],
             student_steps: vec![1, 2, 4],
-            sweep_guidance: vec![],
-            sweep_steps: 10,
-            solver_nfe: vec![8, 20],
+            sweep_guidance: vec![0.5, 1.0, 1.5, 2.0, 3.0],
+            sweep_steps: 50,
+            solver_nfe: vec![4, 8, 16, 32, 64, 100],
             real: None,
+            verdict: VerdictConfig::default(),
         }
     }
 }
@@ -173,6 +232,32 @@ impl Default for ExportStage {
             engine_batch: "1:8:64".into(),
             guidance: 2.0,
         }
+    }
+}
+
+impl VerdictConfig {
+    pub fn validate(&self) -> Result<()> {
+        if self.sweep_n < 2 {
+            bail!("eval.verdict.sweep_n = {}: sweeps need at least 2 samples per point", self.sweep_n);
+        }
+        if self.memorisation_n == 1 {
+            bail!("eval.verdict.memorisation_n = 1: give 0 (no check) or at least 2");
+        }
+        if self.intervals.bootstrap < 2 {
+            bail!("eval.verdict.intervals.bootstrap = {}: give at least 2 resamples (200 is the default)", self.intervals.bootstrap);
+        }
+        if self.timing_batch == 0 {
+            bail!("eval.verdict.timing_batch = 0: time at least one sample per batch");
+        }
+        if let Some(h) = self.headline
+            && (h.student == ModelKind::Teacher || h.steps == 0)
+        {
+            bail!("eval.verdict.headline: name a student kind (guided, progressive, consistency) and steps ≥ 1");
+        }
+        if !(self.target_ratio.is_finite() && self.target_ratio > 0.0) {
+            bail!("eval.verdict.target_ratio = {}: give a positive ratio such as 1.05", self.target_ratio);
+        }
+        Ok(())
     }
 }
 
@@ -216,9 +301,10 @@ impl PipelineConfig {
             .engine_batch
             .parse::<export::engine::BatchProfile>()
             .map_err(|e| anyhow::anyhow!("export.engine_batch: {e}"))?;
-        if self.eval.n == 0 {
-            bail!("eval.n = 0: the report needs at least one sample per model");
+        if self.eval.n < 2 {
+            bail!("eval.n = {}: the report needs at least 2 samples per model (a covariance)", self.eval.n);
         }
+        self.eval.verdict.validate()?;
         Ok(())
     }
 }

@@ -12,5 +12,7 @@ pub mod images;
 pub mod measure;
 pub mod report;
 pub mod run;
+pub mod sample_cache;
 pub mod samples;
 pub mod serving;
+pub mod verdict;

@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 use eval::fid::FeatureSpace;
-use eval::metrics::{Metrics, Reference, score};
+use eval::metrics::{IntervalConfig, Metrics, Reference, score};
 use teacher::checkpoint::Checkpoint;
 use teacher::runs::resolve_model;
 use teacher::sample::{SampleSpec, sample_checkpoint};
@@ -91,7 +91,7 @@ impl FidOutcome {
     pub fn json(&self) -> serde_json::Value {
         let m = &self.metrics;
         serde_json::json!({
-            "fid": m.fid, "metric": self.metric, "n_samples": m.n_samples,
+            "fid": m.fid, "fid_ci95": m.fid_ci95, "kid": m.kid, "metric": self.metric, "n_samples": m.n_samples,
             "n_reference": m.n_reference, "features": self.features,
             "class_accuracy": m.class_accuracy, "precision": m.precision, "recall": m.recall,
             "k": self.k, "samples": self.samples, "reference": self.reference,
@@ -100,10 +100,17 @@ impl FidOutcome {
 
     pub fn text(&self) -> String {
         let m = &self.metrics;
+        let ci = m.fid_ci95.map_or(String::new(), |c| format!(", 95% interval {c}"));
         let mut t = format!(
-            "{} ({}) = {:.4}  [{} samples vs {} reference]\n",
+            "{} ({}) = {:.4}{ci}  [{} samples vs {} reference]\n",
             self.metric, self.features, m.fid, m.n_samples, m.n_reference
         );
+        if let Some(k) = &m.kid {
+            t += &format!(
+                "KID = {:.3e}, 95% interval [{:.3e}, {:.3e}] (jackknife); subsets: {:.3e} ± {:.3e} ({} of {})\n",
+                k.kid, k.ci95.lo, k.ci95.hi, k.subset_mean, k.subset_std, k.subsets, k.subset_size
+            );
+        }
         if let Some(a) = m.class_accuracy {
             t += &format!("class accuracy {:.2}%\n", 100.0 * a);
         }
@@ -122,6 +129,7 @@ pub fn fid(
     features: &std::path::Path,
     data: Option<&std::path::Path>,
     k: usize,
+    intervals: &IntervalConfig,
     device: &Device,
 ) -> Result<FidOutcome> {
     let mut space = FeatureSpace::load(features, device)?;
@@ -143,8 +151,9 @@ pub fn fid(
             ref_shape.frames
         );
     }
-    let r = Reference::new(&space, &ref_imgs, ref_shape, device)?;
-    let metrics = score(&space, &r, &imgs, &classes, shape, k, device)?;
+    let r = Reference::new(&space, &ref_imgs, ref_shape, intervals, device)?;
+    let set = (imgs.as_slice(), classes.as_slice(), shape);
+    let metrics = score(&space, &r, set, k, &samples.describe(), device)?.metrics;
     Ok(FidOutcome {
         metrics,
         metric: space.metric(),
@@ -198,10 +207,12 @@ impl Latency {
     }
 }
 
-/// Time sampling one batch of `batch` images from `ck` at `steps` steps.
+/// Time sampling one batch of `batch` images from `ck` at `steps` steps (`sampler`: None for
+/// the model's own).
 pub fn latency(
     ck: &Checkpoint,
     steps: usize,
+    sampler: Option<teacher::edm::solver::Sampler>,
     batch: usize,
     guidance: f64,
     reps: usize,
@@ -210,7 +221,8 @@ pub fn latency(
     if batch == 0 {
         bail!("`--batch 0`: time at least one image per batch");
     }
-    let spec = SampleSpec::eval(batch, steps, guidance, 0, batch);
+    let mut spec = SampleSpec::eval(batch, steps, guidance, 0, batch);
+    spec.sampler = sampler;
     let (mut times, mut nfe) = (Vec::new(), 0);
     for rep in 0..=reps.max(1) {
         let t = Instant::now();

@@ -1,6 +1,8 @@
-//! `fewstep eval report`: sample every model at its step counts (same seeds), score each set,
-//! and hand the numbers to `eval::report` for the markdown/HTML/JSON report and plots; with
-//! `solver_nfe`, the teacher's ODE solvers side by side at equal NFE.
+//! `fewstep eval report`: sample every model at its step counts (same seeds, through the
+//! resumable sample cache), score each set with intervals, and hand the numbers to
+//! `eval::report` for the markdown/HTML/JSON report and plots. The verdict's further analyses
+//! (ratios, fidelity, sweeps, the teacher's NFE curve, memorisation, timing, the declared
+//! headline) are in `verdict`.
 
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,17 +11,17 @@ use anyhow::{Result, bail};
 use burn::tensor::Device;
 
 use eval::fid::FeatureSpace;
-use eval::metrics::{Metrics, Reference, score};
-use eval::report::{GuidancePoint, ModelResult, Results, Section, write_report};
+use eval::metrics::{Metrics, Reference, Scored, score};
+use eval::report::{ModelResult, Protocol, Results, Section, write_report};
 use teacher::checkpoint::Checkpoint;
 use teacher::edm::solver::Sampler;
 use teacher::image_io::{grid, write_png};
-use teacher::recipe::{ModelKind, SamplerPlan};
-use teacher::sample::{SampleSpec, Samples, sample_checkpoint};
+use teacher::recipe::ModelKind;
 use teacher::unet::ImageShape;
 
 use crate::chain::{Stage, training_stages};
-use crate::config::PipelineConfig;
+use crate::config::{PipelineConfig, VerdictConfig};
+use crate::sample_cache::{CachedSet, SampleCache, SetKey};
 use crate::images::image_source;
 
 /// What a report compares and how.
@@ -49,6 +51,19 @@ pub struct ReportSettings {
     /// (empty: no comparison).
     pub solver_nfe: Vec<usize>,
     pub title: String,
+    /// Intervals, declared headline, sweeps' n, memorisation and timing.
+    pub verdict: VerdictConfig,
+    /// The resumable sample cache (kept apart from `out`, which is replaced whole).
+    pub cache: PathBuf,
+}
+
+impl ReportSettings {
+    /// The cache beside `out` when none is named: `OUT.samples`.
+    pub fn default_cache(out: &Path) -> PathBuf {
+        let mut name = out.file_name().unwrap_or_default().to_os_string();
+        name.push(".samples");
+        out.with_file_name(name)
+    }
 }
 
 impl ReportSettings {
@@ -61,14 +76,13 @@ impl ReportSettings {
     ) -> Self {
         let (e, dataset) = (&cfg.eval, cfg.teacher.data.name());
         // Clips have no named split: the reference is the teacher's own data config's.
-        let (reference, real) = if cfg.teacher.data.is_clips() {
+        let (reference, real, train) = if cfg.teacher.data.is_clips() {
             let t = teacher_dir.display();
-            (format!("run:{t}:test"), format!("run:{t}:train:{}", e.n))
+            let train = format!("run:{t}:train");
+            (format!("run:{t}:test"), format!("{train}:{}", e.n), train)
         } else {
-            (
-                format!("{dataset}-test"),
-                format!("{dataset}-train:{}", e.n),
-            )
+            let train = format!("{dataset}-train");
+            (format!("{dataset}-test"), format!("{train}:{}", e.n), train)
         };
         let dir = |st: Stage| match st {
             Stage::Teacher => teacher_dir.to_path_buf(),
@@ -91,6 +105,11 @@ impl ReportSettings {
             sweep_steps: e.sweep_steps,
             solver_nfe: e.solver_nfe.clone(),
             title: format!("fewstep pipeline report ({dataset})"),
+            verdict: VerdictConfig {
+                train: e.verdict.train.clone().or(Some(train)),
+                ..e.verdict.clone()
+            },
+            cache: run.join("report-samples"),
         }
     }
 }
@@ -98,37 +117,25 @@ impl ReportSettings {
 /// Samples in each model's grid row(s).
 const GRID_SAMPLES: usize = 20;
 
-/// The (path, steps) pairs a run contributes.
-fn targets(run: &Path, args: &ReportSettings) -> Result<Vec<(std::path::PathBuf, usize)>> {
+/// The (path, steps) pairs a run contributes at `steps` (teacher) / `student` step counts.
+pub(crate) fn targets_at(
+    run: &Path,
+    teacher: &[usize],
+    student: &[usize],
+) -> Result<Vec<(PathBuf, usize)>> {
     if teacher::runs::is_progressive_run(run) {
         return Ok(teacher::runs::available_rounds(run)
             .into_iter()
-            .filter(|s| args.student_steps.contains(s))
+            .filter(|s| student.contains(s))
             .map(|s| (teacher::runs::round_dir(run, s), s))
             .collect());
     }
     let ck = Checkpoint::load(run)?;
     let steps = match ck.header.kind() {
-        ModelKind::Teacher => &args.teacher_steps,
-        _ => &args.student_steps,
+        ModelKind::Teacher => teacher,
+        _ => student,
     };
     Ok(steps.iter().map(|&s| (run.to_path_buf(), s)).collect())
-}
-
-/// `args.n` samples of `ck` at `steps` steps (`sampler`: None for the model's own), timed.
-fn sample_timed(
-    ck: &Checkpoint,
-    args: &ReportSettings,
-    steps: usize,
-    sampler: Option<Sampler>,
-    guidance: f64,
-    device: &Device,
-) -> Result<(Samples, SamplerPlan, f64)> {
-    let mut spec = SampleSpec::eval(args.n, steps, guidance, args.seed, args.batch);
-    spec.sampler = sampler;
-    let t = Instant::now();
-    let (s, plan) = sample_checkpoint(ck, &spec, device)?;
-    Ok((s, plan, t.elapsed().as_secs_f64()))
 }
 
 /// Clips: one strip with the first clip of every sample set (labelled), as a report section.
@@ -168,13 +175,19 @@ pub fn command_line() -> String {
         .join(" ")
 }
 
-/// The feature space and reference every sample set of one report is scored against.
-struct Scoring {
-    space: FeatureSpace,
-    reference: Reference,
+/// The feature space and reference every sample set of one report is scored against, and the
+/// sample cache every set is drawn through.
+pub(crate) struct Scoring {
+    pub space: FeatureSpace,
+    pub reference: Reference,
+    /// The reference's images (the memorisation check's test side).
+    pub reference_images: Vec<f32>,
     /// Neighbours of precision/recall.
     k: usize,
-    device: Device,
+    pub device: Device,
+    pub cache: SampleCache,
+    pub batch: usize,
+    pub seed: u64,
 }
 
 impl Scoring {
@@ -184,65 +197,111 @@ impl Scoring {
         let space = FeatureSpace::load_for(&args.features, Some(example), device)?;
         let channels = space.shape().map(|s| s.channels).unwrap_or(1);
         let (imgs, _, shape) = image_source(&args.reference, args.data.as_deref(), channels)?;
-        let reference = Reference::new(&space, &imgs, shape, device)?;
+        let intervals = &args.verdict.intervals;
+        let reference = Reference::new(&space, &imgs, shape, intervals, device)?;
         Ok(Self {
             space,
             reference,
+            reference_images: imgs,
             k: 3,
             device: device.clone(),
+            cache: SampleCache::open(&args.cache)?,
+            batch: args.batch,
+            seed: args.seed,
         })
     }
 
-    fn score(&self, images: &[f32], classes: &[usize], shape: ImageShape) -> Result<Metrics> {
+    pub fn channels(&self) -> usize {
+        self.space.shape().map(|s| s.channels).unwrap_or(1)
+    }
+
+    pub fn score(&self, images: &[f32], classes: &[usize], shape: ImageShape, label: &str) -> Result<Scored> {
         let (space, r, k) = (&self.space, &self.reference, self.k);
-        Ok(score(space, r, images, classes, shape, k, &self.device)?)
+        Ok(score(space, r, (images, classes, shape), k, label, &self.device)?)
+    }
+
+    /// The first `n` samples of `ck` at `steps` (`sampler`: None for the model's own) and `w`.
+    pub fn sample(
+        &self,
+        ck: &Checkpoint,
+        steps: usize,
+        sampler: Option<Sampler>,
+        w: f64,
+        n: usize,
+    ) -> Result<CachedSet> {
+        let kind = ck.header.kind().name();
+        let solver = sampler.map_or("own", |s| s.name());
+        let key = SetKey {
+            label: format!("{kind}-{steps:03}-{solver}-w{w}"),
+            steps,
+            sampler,
+            guidance: w,
+            seed: self.seed,
+        };
+        self.cache.get(ck, &key, n, self.batch, &self.device)
     }
 
     /// The real-vs-real floor: held-out real images `spec` against the reference.
     fn floor(&self, spec: &str, data: Option<&Path>) -> Result<Metrics> {
-        let channels = self.space.shape().map(|s| s.channels).unwrap_or(1);
-        let (imgs, classes, shape) = image_source(spec, data, channels)?;
-        self.score(&imgs, &classes, shape)
+        let (imgs, classes, shape) = image_source(spec, data, self.channels())?;
+        Ok(self.score(&imgs, &classes, shape, "real-vs-real")?.metrics)
     }
 }
 
 /// A clip for the report's side-by-side strip: its caption and its pixels.
 type Clip = (String, Vec<f32>);
 
-/// Sample, score and draw one model at `steps`; clips also give their first clip for the
-/// side-by-side strip.
-fn model_result(
+/// One main-table row as sampled and scored, with what the verdict's analyses need.
+pub(crate) struct Row {
+    pub result: ModelResult,
+    pub path: PathBuf,
+    pub kind: ModelKind,
+    pub images: Vec<f32>,
+    pub scored: Scored,
+}
+
+/// Draw the grid (clips: strip and animation) of a row's first samples; returns the grid's
+/// file, the animation's, and the first clip for the side-by-side strip.
+fn draw_samples(
+    out: &Path,
+    name: &str,
+    steps: usize,
+    s: &CachedSet,
+    ck: &Checkpoint,
+) -> Result<(String, Option<String>, Option<Clip>)> {
+    let shape = ck.header.spec.shape;
+    let imgs: Vec<&[f32]> = s.images.chunks(shape.len()).take(GRID_SAMPLES).collect();
+    let cols = ck.header.spec.num_classes.min(GRID_SAMPLES);
+    let grid_file = format!("grid-{name}-{steps:03}.png");
+    if !shape.is_clip() {
+        let scale = teacher::image_io::display_scale(shape.height);
+        let (g, gs) = grid(&imgs, shape, cols, scale);
+        write_png(&out.join(&grid_file), &g, gs)?;
+        return Ok((grid_file, None, None));
+    }
+    // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
+    let first = (format!("{name} · {steps} steps · NFE {}", s.nfe), imgs[0].to_vec());
+    let strip = &imgs[..imgs.len().min(cols)];
+    teacher::clip_io::write_strip(&out.join(&grid_file), strip, shape)?;
+    let anim = format!("anim-{name}-{steps:03}.png");
+    let fps = teacher::clip_io::FPS;
+    teacher::clip_io::write_grid_apng(&out.join(&anim), &imgs, shape, cols, fps)?;
+    Ok((grid_file, Some(anim), Some(first)))
+}
+
+/// Sample (or read from the cache), score and draw one model at `steps` at the declared w.
+fn model_row(
     args: &ReportSettings,
     path: &Path,
     steps: usize,
     ck: &Checkpoint,
     scoring: &Scoring,
-) -> Result<(ModelResult, Option<Clip>)> {
+) -> Result<(Row, Option<Clip>)> {
     let name = ck.header.kind().name().to_string();
-    let (s, plan, seconds) = sample_timed(ck, args, steps, None, args.guidance, &scoring.device)?;
+    let s = scoring.sample(ck, steps, None, args.guidance, args.n)?;
     let shape = ck.header.spec.shape;
-    let metrics = scoring.score(&s.images, &s.classes, shape)?;
-    let imgs: Vec<&[f32]> = s.images.chunks(shape.len()).take(GRID_SAMPLES).collect();
-    let cols = ck.header.spec.num_classes.min(GRID_SAMPLES);
-    let grid_file = format!("grid-{name}-{steps:03}.png");
-    let (mut animation, mut first_clip) = (None, None);
-    if shape.is_clip() {
-        // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
-        first_clip = Some((
-            format!("{name} · {steps} steps · NFE {}", s.nfe),
-            imgs[0].to_vec(),
-        ));
-        let strip = &imgs[..imgs.len().min(cols)];
-        teacher::clip_io::write_strip(&args.out.join(&grid_file), strip, shape)?;
-        let anim = format!("anim-{name}-{steps:03}.png");
-        let fps = teacher::clip_io::FPS;
-        teacher::clip_io::write_grid_apng(&args.out.join(&anim), &imgs, shape, cols, fps)?;
-        animation = Some(anim);
-    } else {
-        let scale = teacher::image_io::display_scale(shape.height);
-        let (g, gs) = grid(&imgs, shape, cols, scale);
-        write_png(&args.out.join(&grid_file), &g, gs)?;
-    }
+    let scored = scoring.score(&s.images, &s.classes, shape, &format!("{name}-{steps}"))?;
+    let (grid, animation, first_clip) = draw_samples(&args.out, &name, steps, &s, ck)?;
     let config_hash =
         teacher::checkpoint::sha256_hex(ck.header.config.as_bytes())[..16].to_string();
     let result = ModelResult {
@@ -253,36 +312,27 @@ fn model_result(
         steps,
         nfe: s.nfe,
         guidance: args.guidance,
-        sampler: plan.describe(),
+        sampler: s.sampler.clone(),
         seed: args.seed,
         batch: args.batch,
-        seconds,
-        seconds_per_1000: seconds * 1000.0 / args.n as f64,
-        metrics,
-        grid: grid_file,
+        seconds: s.seconds,
+        seconds_per_1000: s.seconds * 1000.0 / args.n as f64,
+        metrics: scored.metrics.clone(),
+        vs_teacher: None,
+        fidelity: None,
+        memorisation: None,
+        timing: None,
+        grid,
         animation,
     };
-    Ok((result, first_clip))
-}
-
-/// The teacher's FID at each guidance weight of the sweep.
-fn guidance_sweep(
-    args: &ReportSettings,
-    ck: &Checkpoint,
-    scoring: &Scoring,
-) -> Result<Vec<GuidancePoint>> {
-    let mut sweep = Vec::new();
-    for &w in &args.sweep_guidance {
-        let (s, _, _) = sample_timed(ck, args, args.sweep_steps, None, w, &scoring.device)?;
-        let m = scoring.score(&s.images, &s.classes, ck.header.spec.shape)?;
-        sweep.push(GuidancePoint {
-            name: "teacher".into(),
-            steps: args.sweep_steps,
-            guidance: w,
-            fid: m.fid,
-        });
-    }
-    Ok(sweep)
+    let row = Row {
+        result,
+        path: path.to_path_buf(),
+        kind: ck.header.kind(),
+        images: s.images,
+        scored,
+    };
+    Ok((row, first_clip))
 }
 
 /// The most steps of `sampler` whose NFE (with CFG's 2 per call at `w`) fits in `budget`.
@@ -292,51 +342,25 @@ pub fn steps_within(sampler: Sampler, budget: usize, per_call: usize) -> Option<
         .find(|&s| sampler.calls(s) * per_call <= budget)
 }
 
-/// "Teacher solvers at equal NFE": Euler, Heun and DPM-Solver++(2M) on the teacher at each
-/// NFE budget of `args.solver_nfe` (each at the most steps the budget allows), same seeds.
-fn solver_section(args: &ReportSettings, ck: &Checkpoint, scoring: &Scoring) -> Result<Section> {
-    use std::fmt::Write as _;
-    let solvers = [Sampler::Euler, Sampler::Heun, Sampler::Dpmpp2m];
-    let per_call = teacher::recipe::Guidance::Cfg(args.guidance).nfe_per_call();
-    let mut md = format!(
-        "The teacher with each ODE solver at equal NFE (network evaluations per image, CFG \
-         counting {per_call} per call at w = {}), n = {} per row, seed {}, against `{}`. Heun \
-         takes the most steps whose NFE fits the budget (2·steps − 1 calls).\n\n\
-         | NFE budget | solver | steps | NFE | {} | s / 1,000 |\n|---:|---|---:|---:|---:|---:|\n",
-        args.guidance,
-        args.n,
-        args.seed,
-        args.reference,
-        scoring.space.metric()
-    );
-    let mut rows = Vec::new();
-    for &budget in &args.solver_nfe {
-        for sampler in solvers {
-            let Some(steps) = steps_within(sampler, budget, per_call) else {
-                continue;
-            };
-            let dev = &scoring.device;
-            let (s, _, secs) = sample_timed(ck, args, steps, Some(sampler), args.guidance, dev)?;
-            let m = scoring.score(&s.images, &s.classes, ck.header.spec.shape)?;
-            let per_1000 = secs * 1000.0 / args.n as f64;
-            let _ = writeln!(
-                md,
-                "| {budget} | {} | {steps} | {} | {:.2} | {per_1000:.1} |",
-                sampler.name(),
-                s.nfe,
-                m.fid
-            );
-            rows.push(
-                serde_json::json!({"budget": budget, "sampler": sampler, "steps": steps,
-                "nfe": s.nfe, "fid": m.fid, "seconds_per_1000": per_1000}),
-            );
-        }
+/// Every main-table row, and the first clips for the strip.
+fn main_rows(
+    args: &ReportSettings,
+    todo: &[(PathBuf, usize)],
+    scoring: &Scoring,
+    quiet: bool,
+) -> Result<(Vec<Row>, Vec<Clip>)> {
+    let pb = teacher::progress::bar(todo.len() as u64, quiet, "report");
+    let (mut rows, mut clips) = (Vec::new(), Vec::new());
+    for (path, steps) in todo {
+        let ck = Checkpoint::load(path)?;
+        pb.set_message(format!("{} at {steps} steps", ck.header.kind().name()));
+        let (row, clip) = model_row(args, path, *steps, &ck, scoring)?;
+        rows.push(row);
+        clips.extend(clip);
+        pb.inc(1);
     }
-    Ok(Section {
-        title: "Teacher solvers at equal NFE".into(),
-        markdown: md,
-        data: serde_json::json!({ "rows": rows, "guidance": args.guidance, "n": args.n }),
-    })
+    pb.finish_and_clear();
+    Ok((rows, clips))
 }
 
 /// Write the report for `args`, with further `sections` (the pipeline's serving and
@@ -347,18 +371,21 @@ pub fn report_with(
     quiet: bool,
     mut sections: Vec<Section>,
 ) -> Result<()> {
+    let started = Instant::now();
     let mut todo = Vec::new();
     for run in &args.runs {
-        todo.extend(targets(run, args)?);
+        todo.extend(targets_at(run, &args.teacher_steps, &args.student_steps)?);
     }
     if todo.is_empty() {
         bail!(
             "no model of the given runs has one of the requested step counts (--teacher-steps / --student-steps)"
         );
     }
+    args.verdict.validate()?;
     let example = Checkpoint::load(&todo[0].0)?.header.spec.shape;
     let scoring = Scoring::new(args, example, device)?;
-    // Written beside `--out` and swapped in whole: a killed report leaves the old one whole.
+    // Written beside `--out` and swapped in whole: a killed report leaves the old one whole
+    // (its samples stay in the cache, so the next run resumes).
     let staged = teacher::staged::StagedFolder::begin(&args.out, "results.json")?;
     let dest = args.out.clone();
     let args = &ReportSettings {
@@ -369,29 +396,23 @@ pub fn report_with(
         Some(spec) => Some(scoring.floor(spec, args.data.as_deref())?),
         None => None,
     };
-    let pb = teacher::progress::bar(todo.len() as u64, quiet, "report");
-    let (mut models, mut first_clips, mut teacher_ck) = (Vec::new(), Vec::new(), None);
-    for (path, steps) in &todo {
-        let ck = Checkpoint::load(path)?;
-        pb.set_message(format!("{} at {steps} steps", ck.header.kind().name()));
-        let (result, clip) = model_result(args, path, *steps, &ck, &scoring)?;
-        models.push(result);
-        first_clips.extend(clip);
-        if ck.header.kind() == ModelKind::Teacher && teacher_ck.is_none() {
-            teacher_ck = Some(ck);
-        }
-        pb.inc(1);
-    }
-    pb.finish_and_clear();
-    sections.extend(strips_section(&args.out, &first_clips, example)?);
-    let mut sweep = Vec::new();
-    if let Some(ck) = &teacher_ck {
-        sweep = guidance_sweep(args, ck, &scoring)?;
-        if !args.solver_nfe.is_empty() {
-            sections.push(solver_section(args, ck, &scoring)?);
-        }
-    }
-    let mut results = Results {
+    let (mut rows, clips) = main_rows(args, &todo, &scoring, quiet)?;
+    sections.extend(strips_section(&args.out, &clips, example)?);
+    let verdict = crate::verdict::analyse(args, &mut rows, &scoring, quiet)?;
+    let v = &args.verdict.intervals;
+    let protocol = Protocol {
+        bootstrap: v.bootstrap,
+        kid_blocks: v.kid.blocks,
+        kid_subsets: v.kid.subsets,
+        kid_subset_size: v.kid.subset_size,
+        sweep_n: args.verdict.sweep_n,
+        memorisation_n: args.verdict.memorisation_n,
+        train: args.verdict.train.clone().unwrap_or_default(),
+        seconds: started.elapsed().as_secs_f64(),
+        new_chunks: scoring.cache.new_chunks(),
+        cached_chunks: scoring.cache.cached_chunks(),
+    };
+    let results = Results {
         title: args.title.clone(),
         command: command_line(),
         metric: scoring.space.metric().into(),
@@ -399,23 +420,27 @@ pub fn report_with(
         reference: args.reference.clone(),
         real_vs_real,
         backend: format!("{device:?}"),
-        models,
-        guidance_sweep: sweep,
-        headline: Default::default(),
+        protocol,
+        models: rows.into_iter().map(|r| r.result).collect(),
+        guidance_sweep: verdict.sweep,
+        solver_curve: verdict.curve,
+        headline: verdict.headline,
         sections,
     };
-    results.compute_headline();
     write_report(&args.out, &results)?;
     staged.commit()?;
     println!("report written to {}", dest.join("report.md").display());
-    let h = &results.headline;
-    if let (Some(f), Some(s)) = (
-        h.fid_ratio_student4_vs_teacher50
-            .or(h.fvd_ratio_student4_vs_teacher50),
-        h.speedup_student4_vs_teacher50,
+    if let (Some((f, ci)), Some(s)) = (
+        results.headline.ratio(),
+        results.headline.speedup_student4_vs_teacher50,
     ) {
-        let d = &results.metric;
-        println!("headline: best 4-step student {d} = {f:.3}× teacher-50's, {s:.1}× faster");
+        let (d, h) = (&results.metric, &results.headline);
+        let ci = ci.map_or(String::new(), |c| format!(" {c}"));
+        println!(
+            "headline: {} {} steps {d} = {f:.3}×{ci} teacher-50's, {s:.1}× faster",
+            h.student.as_deref().unwrap_or("student"),
+            h.steps.unwrap_or(0)
+        );
     }
     Ok(())
 }

@@ -59,6 +59,9 @@ pub fn renoise_for(first: usize, n: usize, len: usize, seed: u64, k: usize) -> V
 /// What to sample from a teacher.
 #[derive(Debug, Clone)]
 pub struct SampleSpec {
+    /// Index of the first image: image i's noise and class depend only on (seed, i), so a set
+    /// sampled in pieces (`first` = 0, 250, …) equals the set sampled at once.
+    pub first: usize,
     pub n: usize,
     pub classes: ClassChoice,
     pub steps: usize,
@@ -74,6 +77,7 @@ impl SampleSpec {
     /// where it has a choice), the given guidance, seed and batch.
     pub fn eval(n: usize, steps: usize, guidance: f64, seed: u64, batch_size: usize) -> Self {
         Self {
+            first: 0,
             n,
             classes: ClassChoice::All,
             steps,
@@ -138,8 +142,9 @@ pub fn for_each_batch<E>(
     let len = shape.len();
     let batch = spec.batch_size.max(1);
     let mut nfe = 0;
-    for first in (0..spec.n).step_by(batch) {
-        let b = batch.min(spec.n - first);
+    let end = spec.first + spec.n;
+    for first in (spec.first..end).step_by(batch) {
+        let b = batch.min(end - first);
         let noise = Tensor::<4>::from_data(
             TensorData::new(
                 noise_for(first, b, len, spec.seed),

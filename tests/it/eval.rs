@@ -129,6 +129,14 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
             "0,2",
             "--sweep-steps",
             "2",
+            "--sweep-n",
+            "16",
+            "--bootstrap",
+            "20",
+            "--timing-batch",
+            "4",
+            "--timing-reps",
+            "1",
             "--out",
             &p(out),
         ]))
@@ -150,7 +158,8 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
         .map(|m| m["nfe"].as_u64().unwrap())
         .collect();
     assert_eq!(nfe, [4, 8, 1, 4]);
-    assert_eq!(r1["guidance_sweep"].as_array().unwrap().len(), 2);
+    // The sweep covers the teacher and the student: 2 models × 2 weights.
+    assert_eq!(r1["guidance_sweep"].as_array().unwrap().len(), 4);
     assert!(r1["real_vs_real"]["fid"].as_f64().unwrap() >= 0.0);
     for f in [
         "report.md",
@@ -169,9 +178,24 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
         "images are inlined"
     );
 
-    // Same seeds, same numbers (wall clock aside).
+    // Same seeds, same numbers (wall clock aside), from a fresh sample cache (r2.samples)…
     report("r2");
     assert_eq!(scores(&results(&dir.join("r2"))), rows);
+    // … and from r1's cache: a re-run (as after a kill) samples nothing again.
+    report("r1");
+    let again = results(&dir.join("r1"));
+    assert_eq!(scores(&again), rows);
+    assert_eq!(again["protocol"]["new_chunks"], 0, "{}", again["protocol"]);
+    assert!(again["protocol"]["cached_chunks"].as_u64().unwrap() > 0);
+    // Every FID carries an interval that holds it, and KID comes with it.
+    for m in again["models"].as_array().unwrap() {
+        let (fid, ci) = (m["metrics"]["fid"].as_f64().unwrap(), &m["metrics"]["fid_ci95"]);
+        let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+        assert!(lo <= hi && lo >= 0.0 && hi.is_finite(), "{m}");
+        assert!(hi >= 0.5 * fid, "interval [{lo}, {hi}] far below FID {fid}");
+        assert!(m["metrics"]["kid"]["kid"].is_f64(), "{m}");
+        assert!(m["timing"]["batch1_ms"].as_f64().unwrap() > 0.0, "{m}");
+    }
 
     // Re-drawing from results.json keeps the numbers.
     ok(fewstep(&["eval", "render", "--report", &p("r1")]));

@@ -26,9 +26,14 @@ fn tiny_pipeline() -> String {
     );
     format!(
         "{teacher}{students}[features]\nsteps = 30\n[eval]\nn = 20\nteacher_steps = [2, 4]\n\
-         student_steps = [1, 2, 4]\n[export]\nsteps = 4\ncheck_batch = 4\n"
+         student_steps = [1, 2, 4]\n{TINY_VERDICT}[export]\nsteps = 4\ncheck_batch = 4\n"
     )
 }
+
+/// The verdict's sweeps, curve, memorisation, intervals and timing, sized for tests.
+pub const TINY_VERDICT: &str = "sweep_guidance = [1.0, 2.0]\nsweep_steps = 4\nsolver_nfe = [4, 8]\n\
+     [eval.verdict]\nsweep_n = 16\nmemorisation_n = 16\ntiming_batch = 4\ntiming_reps = 1\n\
+     [eval.verdict.intervals]\nbootstrap = 20\n";
 
 const STAGES: [&str; 7] = [
     "teacher",
@@ -101,7 +106,29 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
     for k in ["teacher", "guided", "progressive", "consistency"] {
         assert!(kinds.contains(&k), "report lacks {k}: {kinds:?}");
     }
-    assert!(r["headline"].is_object(), "{r}");
+    // The declared headline (progressive, 4 steps) with every key the verdict protocol names.
+    let h = &r["headline"];
+    assert_eq!((h["student"].as_str(), h["steps"].as_u64()), (Some("progressive"), Some(4)), "{h}");
+    for key in [
+        "n", "w", "fid_ratio_student4_vs_teacher50", "kid_student4", "kid_teacher50",
+        "fidelity_rmse_student4", "speedup_student4_vs_teacher50", "target_met",
+    ] {
+        assert!(!h[key].is_null(), "headline lacks {key}: {h}");
+    }
+    let (ratio, ci) = (h["fid_ratio_student4_vs_teacher50"].as_f64().unwrap(), &h["fid_ratio_ci95"]);
+    let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
+    assert!(lo <= hi && hi > 0.0 && ratio > 0.0, "{h}");
+    assert_eq!(h["target_met"].as_bool(), Some(hi <= 1.05), "{h}");
+    // Sweeps for the teacher and every student kind, the teacher's solver curve, memorisation.
+    assert_eq!(r["guidance_sweep"].as_array().unwrap().len(), 4 * 2, "{}", r["guidance_sweep"]);
+    let solvers: Vec<&str> = r["solver_curve"].as_array().unwrap().iter().map(|p| p["solver"].as_str().unwrap()).collect();
+    for s in ["Euler", "Heun", "DPM-Solver++(2M)"] {
+        assert!(solvers.contains(&s), "{solvers:?}");
+    }
+    for m in r["models"].as_array().unwrap() {
+        let f = m["memorisation"]["pixels"]["fraction_below"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&f), "{m}");
+    }
     // Serving and training-cost sections: the parity number, the engine (built, or the command
     // that builds it on the serving host), the Triton backend to match, and logged times.
     let sections = r["sections"].as_array().expect("sections");

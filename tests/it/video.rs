@@ -257,8 +257,9 @@ fn tiny_video() -> String {
                    norm_groups = 4\nattn_resolutions = []\n[teacher.train]\nsteps = 3\nbatch_size = 4\n";
     format!(
         "{teacher}{}[features]\nsteps = 10\n[eval]\nn = 8\nteacher_steps = [4, 50]\n\
-         student_steps = [1, 2, 4]\n[export]\nsteps = 4\ncheck_batch = 2\n",
-        TINY_STUDENTS.replace("batch_size = 8", "batch_size = 4")
+         student_steps = [1, 2, 4]\n{}[export]\nsteps = 4\ncheck_batch = 2\n",
+        TINY_STUDENTS.replace("batch_size = 8", "batch_size = 4"),
+        crate::pipeline::TINY_VERDICT.replace("16", "8")
     )
 }
 

@@ -45,6 +45,7 @@ fn tract_vs_sample(
         .unwrap();
     let u = source.unroll.as_ref().unwrap();
     let spec = SampleSpec {
+        first: 0,
         n,
         classes: ClassChoice::All,
         steps: u.steps,
