@@ -3,16 +3,16 @@
 use anyhow::{Result, bail};
 use burn::tensor::Device;
 
+use eval::metrics::IntervalConfig;
 use pipeline::bench::sampling::SamplingSettings;
 use pipeline::bench::scaling::ScalingSettings;
 use pipeline::bench::{Bench, SuiteSettings};
 use pipeline::config::PipelineConfig;
-use eval::metrics::IntervalConfig;
 use pipeline::config::{HeadlineDecl, VerdictConfig};
 use pipeline::report::ReportSettings;
-use teacher::recipe::ModelKind;
 use pipeline::run::PipelineSettings;
 use pipeline::samples::SampleSettings;
+use teacher::recipe::ModelKind;
 use teacher::sample::{ClassChoice, SampleSpec};
 
 use crate::cli::{
@@ -99,7 +99,9 @@ impl ReportArgs {
             timing_batch: self.timing_batch,
             timing_reps: self.timing_reps,
         };
-        let cache = self.cache.unwrap_or_else(|| ReportSettings::default_cache(&self.out));
+        let cache = self
+            .cache
+            .unwrap_or_else(|| ReportSettings::default_cache(&self.out));
         Ok(ReportSettings {
             runs: self.runs,
             features: self.features,

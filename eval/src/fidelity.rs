@@ -1,58 +1,75 @@
-//! Fidelity of a distilled model to its teacher: the distance of each of its samples to the
-//! teacher's sample from the same initial noise and class (distillation matches the teacher's
-//! ODE map, so a faithful student lands close; an under-guided one does not), in pixels and in
-//! features, as a mean with a 95% interval over the pairs.
+//! Paired fidelity of a distilled student to its teacher: the distance between the student's
+//! and the teacher's sample from the same noise and class, in pixels and in feature space. A
+//! distilled student is trained to reproduce the teacher's deterministic map noise → image
+//! (Luhman & Luhman 2021, "Knowledge Distillation in Iterative Generative Models for Improved
+//! Sampling Speed"; Salimans & Ho 2022, "Progressive Distillation for Fast Sampling of
+//! Diffusion Models"), so the per-pair distance measures how well it does.
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::{EvalError, Result};
+use crate::error::{EvalError, Result, rows};
 use crate::interval::{Interval, mean_interval};
 
-/// The mean of a per-pair distance and its 95% interval.
+/// Mean of a per-pair distance with its normal 95% interval.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Paired {
+    /// Mean over pairs.
     pub mean: f64,
+    /// mean ± Z95·s/√n over pairs ([mean, mean] for a single pair: width unknown).
     pub ci95: Interval,
+    /// Number of pairs.
     pub n: usize,
 }
 
-fn check(a: &[f32], b: &[f32], len: usize, what: &str) -> Result<usize> {
-    if len == 0 || a.len() != b.len() || a.len() % len != 0 || a.is_empty() {
-        return Err(EvalError::Samples {
-            path: what.into(),
-            message: format!(
-                "paired sets hold {} and {} values, not the same whole number of {len}-value samples: sample both with the same n and seed",
-                a.len(),
-                b.len()
+/// Number of pairs of `len`-value rows in `a` and `b`, which must hold the same whole number of them (at least one).
+fn pairs(metric: &'static str, a: &[f32], b: &[f32], len: usize) -> Result<usize> {
+    let na = rows(metric, "student samples", a, len)?;
+    let nb = rows(metric, "teacher samples", b, len)?;
+    if na != nb || na == 0 {
+        return Err(EvalError::input(
+            metric,
+            format!(
+                "{na} student rows against {nb} teacher rows of {len} values; pairs need the \
+                 same noise and class, so sample both sets with the same n and seed (n ≥ 1)"
             ),
-        });
+        ));
     }
-    Ok(a.len() / len)
+    Ok(na)
 }
 
-/// Per pair √(mean over the `len` values of (a − b)²), then their mean and interval.
-pub fn pixel_rmse(a: &[f32], b: &[f32], len: usize) -> Result<Paired> {
-    let n = check(a, b, len, "pixel RMSE")?;
-    let per: Vec<f64> = a
+/// The mean and interval of per-pair values `f(aᵢ, bᵢ)` over rows of `len` values.
+fn paired(a: &[f32], b: &[f32], len: usize, f: impl Fn(&[f32], &[f32]) -> f64) -> Paired {
+    let per_pair: Vec<f64> = a
         .chunks_exact(len)
         .zip(b.chunks_exact(len))
-        .map(|(p, q)| {
-            let s: f64 = p.iter().zip(q).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum();
-            (s / len as f64).sqrt()
-        })
+        .map(|(p, q)| f(p, q))
         .collect();
-    let (mean, ci95) = mean_interval(&per);
-    Ok(Paired { mean, ci95, n })
+    let (mean, ci95) = mean_interval(&per_pair);
+    Paired {
+        mean,
+        ci95,
+        n: per_pair.len(),
+    }
 }
 
-/// Per pair the Euclidean distance ‖fa − fb‖ of d-dimensional features, mean and interval.
+/// Σ (pⱼ − qⱼ)² in f64.
+fn squared_distance(p: &[f32], q: &[f32]) -> f64 {
+    p.iter()
+        .zip(q)
+        .map(|(&u, &v)| (f64::from(u) - f64::from(v)).powi(2))
+        .sum()
+}
+
+/// RMSEᵢ = √((1/len)·Σⱼ(aᵢⱼ − bᵢⱼ)²) per pair of `len`-value images, averaged over pairs with [`mean_interval`].
+pub fn pixel_rmse(a: &[f32], b: &[f32], len: usize) -> Result<Paired> {
+    pairs("pixel_rmse", a, b, len)?;
+    Ok(paired(a, b, len, |p, q| {
+        (squared_distance(p, q) / len as f64).sqrt()
+    }))
+}
+
+/// ‖faᵢ − fbᵢ‖₂ per pair of `d`-wide feature vectors, averaged over pairs with [`mean_interval`].
 pub fn feature_distance(fa: &[f32], fb: &[f32], d: usize) -> Result<Paired> {
-    let n = check(fa, fb, d, "feature distance")?;
-    let per: Vec<f64> = fa
-        .chunks_exact(d)
-        .zip(fb.chunks_exact(d))
-        .map(|(p, q)| p.iter().zip(q).map(|(x, y)| (*x as f64 - *y as f64).powi(2)).sum::<f64>().sqrt())
-        .collect();
-    let (mean, ci95) = mean_interval(&per);
-    Ok(Paired { mean, ci95, n })
+    pairs("feature_distance", fa, fb, d)?;
+    Ok(paired(fa, fb, d, |p, q| squared_distance(p, q).sqrt()))
 }

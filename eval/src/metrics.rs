@@ -9,7 +9,7 @@ use teacher::unet::ImageShape;
 use crate::error::Result;
 use crate::fid::{FeatureSpace, reference_stats};
 use crate::frechet::{FeatureStats, frechet_distance};
-use crate::interval::{Bootstrap, Interval, basic_interval_nonneg};
+use crate::interval::{Bootstrap, Interval, basic_interval_nonneg, sd_interval};
 use crate::kid::{Kid, KidConfig, kid};
 use crate::prdc::precision_recall;
 
@@ -72,9 +72,14 @@ impl Reference {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Metrics {
     pub fid: f64,
-    /// 95% basic-bootstrap interval of the FID (samples and reference resampled).
+    /// 95% interval of the FID at this n: ± 1.96 bootstrap standard deviations (samples and
+    /// reference resampled).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fid_ci95: Option<Interval>,
+    /// 95% basic-bootstrap interval of the population FID (n → ∞: the O(d/n) bias removed to
+    /// first order; far from `fid` when that bias dominates, as the floor shows).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_population_ci95: Option<Interval>,
     /// KID on the same features (unbiased MMD², cubic polynomial kernel).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kid: Option<Kid>,
@@ -119,7 +124,13 @@ pub fn score(
     let fid = frechet_distance(&stats, &reference.stats)?;
     let seed = set_seed(reference.intervals.seed, label);
     let fid_replicates = reference.bootstrap.fid_replicates(&feats, dim, seed)?;
-    let kid = kid(&feats, &reference.features, dim, &reference.intervals.kid, seed)?;
+    let kid = kid(
+        &feats,
+        &reference.features,
+        dim,
+        &reference.intervals.kid,
+        seed,
+    )?;
     let cap = |f: &[f32]| f[..f.len().min(PR_CAP * dim)].to_vec();
     let (precision, recall) = precision_recall(&cap(&reference.features), &cap(&feats), dim, k);
     let class_accuracy = match space {
@@ -131,7 +142,8 @@ pub fn score(
     };
     let metrics = Metrics {
         fid,
-        fid_ci95: Some(basic_interval_nonneg(fid, &fid_replicates)),
+        fid_ci95: Some(sd_interval(fid, &fid_replicates)),
+        fid_population_ci95: Some(basic_interval_nonneg(fid, &fid_replicates)),
         kid: Some(kid),
         class_accuracy,
         precision,

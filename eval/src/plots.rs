@@ -109,7 +109,11 @@ fn ranges(path: &Path, chart: &Chart, series: &[Series]) -> Result<Ranges> {
     let ends: Vec<(f64, f64)> = bars.flat_map(|(p, e)| [(p.0, e.0), (p.0, e.1)]).collect();
     pts.extend(ends.into_iter().filter(|p| p.1.is_finite() && p.1 > 0.0));
     if let (Some((f, _)), Some(&(x, _))) = (&chart.floor, pts.first()) {
-        pts.extend([(x, *f)].into_iter().filter(|p| p.1.is_finite() && p.1 > 0.0));
+        pts.extend(
+            [(x, *f)]
+                .into_iter()
+                .filter(|p| p.1.is_finite() && p.1 > 0.0),
+        );
     }
     if pts.is_empty() {
         return Err(plot_err(path, "no finite points"));
@@ -275,9 +279,9 @@ where
         let bars = bars.filter(|(p, e)| p.1.is_finite() && e.0.is_finite() && e.1.is_finite());
         // On a log axis a bar cannot reach 0: its low end is kept just above the axis floor.
         let lo = |v: f64| if log_y { v.max(f64::MIN_POSITIVE) } else { v };
-        ctx.draw_series(bars.map(|(p, e)| {
-            ErrorBar::new_vertical(p.0, lo(e.0), p.1, e.1, c.stroke_width(1), 8)
-        }))
+        ctx.draw_series(
+            bars.map(|(p, e)| ErrorBar::new_vertical(p.0, lo(e.0), p.1, e.1, c.stroke_width(1), 8)),
+        )
         .map_err(|e| plot_err(path, e))?;
     }
     if let Some((f, label)) = &chart.floor {

@@ -210,7 +210,10 @@ pub struct Headline {
 impl Headline {
     /// The ratio and its interval, whichever metric the report uses.
     pub fn ratio(&self) -> Option<(f64, Option<Interval>)> {
-        match (self.fid_ratio_student4_vs_teacher50, self.fvd_ratio_student4_vs_teacher50) {
+        match (
+            self.fid_ratio_student4_vs_teacher50,
+            self.fvd_ratio_student4_vs_teacher50,
+        ) {
             (Some(r), _) => Some((r, self.fid_ratio_ci95)),
             (None, Some(r)) => Some((r, self.fvd_ratio_ci95)),
             _ => None,

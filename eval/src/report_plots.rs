@@ -21,8 +21,11 @@ fn names(r: &Results) -> Vec<String> {
     names
 }
 
+/// A row's plotted value and its interval, if it has one.
+type Value = Option<(f64, Option<Interval>)>;
+
 /// One line per model name of `f` (value, interval) against NFE.
-fn nfe_series(r: &Results, f: &dyn Fn(&ModelResult) -> Option<(f64, Option<Interval>)>) -> Vec<Series> {
+fn nfe_series(r: &Results, f: &dyn Fn(&ModelResult) -> Value) -> Vec<Series> {
     let mut out = Vec::new();
     for n in names(r) {
         let mut pts: Vec<(f64, f64, (f64, f64))> = r
@@ -88,7 +91,10 @@ fn solver_series(r: &Results) -> Vec<Series> {
             .map_or(f64::NAN, |m| m.nfe as f64);
         let mid = 0.5 * (eq.student_fid_ci95.lo + eq.student_fid_ci95.hi);
         out.push(Series {
-            label: format!("{} (declared), same n", h.student.as_deref().unwrap_or("student")),
+            label: format!(
+                "{} (declared), same n",
+                h.student.as_deref().unwrap_or("student")
+            ),
             points: vec![(nfe, mid)],
             errors: vec![(eq.student_fid_ci95.lo, eq.student_fid_ci95.hi)],
         });
@@ -117,25 +123,43 @@ pub fn plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
     let fid = nfe_series(r, &|m| Some((m.metrics.fid, m.metrics.fid_ci95)));
     line_chart(
         &out.join("fid_vs_nfe.png"),
-        &quality(chart("Quality vs NFE (every model, declared w)", "NFE per sample (log)", true)),
+        &quality(chart(
+            "Quality vs NFE (every model, declared w)",
+            "NFE per sample (log)",
+            true,
+        )),
         &fid,
     )?;
     made.push((format!("{d} vs NFE"), "fid_vs_nfe.png".to_string()));
     if !r.guidance_sweep.is_empty() {
         line_chart(
             &out.join("fid_vs_guidance.png"),
-            &quality(chart("Quality vs guidance weight", "guidance weight w", false)),
+            &quality(chart(
+                "Quality vs guidance weight",
+                "guidance weight w",
+                false,
+            )),
             &guidance_series(r),
         )?;
-        made.push((format!("{d} vs guidance"), "fid_vs_guidance.png".to_string()));
+        made.push((
+            format!("{d} vs guidance"),
+            "fid_vs_guidance.png".to_string(),
+        ));
     }
     if !r.solver_curve.is_empty() {
         line_chart(
             &out.join("teacher_solvers.png"),
-            &quality(chart("Teacher quality vs NFE by solver", "NFE per sample (log)", true)),
+            &quality(chart(
+                "Teacher quality vs NFE by solver",
+                "NFE per sample (log)",
+                true,
+            )),
             &solver_series(r),
         )?;
-        made.push((format!("Teacher {d} vs NFE by solver"), "teacher_solvers.png".to_string()));
+        made.push((
+            format!("Teacher {d} vs NFE by solver"),
+            "teacher_solvers.png".to_string(),
+        ));
     }
     made.extend(latency_plots(out, r)?);
     Ok(made)
@@ -147,7 +171,11 @@ fn latency_plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
         move |m: &ModelResult| m.timing.as_ref().map(|t| (f(t), None))
     };
     let batch1 = nfe_series(r, &timed(|t| t.batch1_ms));
-    let Some(batch) = r.models.iter().find_map(|m| m.timing.as_ref().map(|t| t.batch)) else {
+    let Some(batch) = r
+        .models
+        .iter()
+        .find_map(|m| m.timing.as_ref().map(|t| t.batch))
+    else {
         return Ok(Vec::new());
     };
     let unit = r.unit();
@@ -157,10 +185,20 @@ fn latency_plots(out: &Path, r: &Results) -> Result<Vec<(String, String)>> {
     );
     let plain = |title: &'static str, y: &'static str| (title, y);
     for ((title, y), (file, series)) in [
-        (plain("Batch-1 latency vs NFE", ""), ("latency_vs_nfe.png", batch1)),
-        (plain("Throughput vs NFE", ""), ("throughput_vs_nfe.png", nfe_series(r, &timed(|t| t.per_s)))),
+        (
+            plain("Batch-1 latency vs NFE", ""),
+            ("latency_vs_nfe.png", batch1),
+        ),
+        (
+            plain("Throughput vs NFE", ""),
+            ("throughput_vs_nfe.png", nfe_series(r, &timed(|t| t.per_s))),
+        ),
     ] {
-        let y_label = if file.starts_with("latency") { y1.as_str() } else { y2.as_str() };
+        let y_label = if file.starts_with("latency") {
+            y1.as_str()
+        } else {
+            y2.as_str()
+        };
         let _ = y;
         let chart = Chart {
             title,

@@ -180,9 +180,13 @@ fn tiny_onnx_feature_model_round_trip() {
     }
 
     // FID of a set against itself in this space is 0 (through the cached reference path).
-    let reference = Reference::new(&space, &images, shape, &device).unwrap();
+    let intervals = eval::metrics::IntervalConfig::default();
+    let reference = Reference::new(&space, &images, shape, &intervals, &device).unwrap();
     let classes = vec![0; n];
-    let m = score(&space, &reference, &images, &classes, shape, 3, &device).unwrap();
+    let set = (images.as_slice(), classes.as_slice(), shape);
+    let m = score(&space, &reference, set, 3, "self", &device)
+        .unwrap()
+        .metrics;
     assert!(m.fid.abs() < 1e-6, "FID(x, x) = {}", m.fid);
     assert_eq!(m.class_accuracy, None);
     std::fs::remove_dir_all(dir).ok();

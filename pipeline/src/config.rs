@@ -4,12 +4,12 @@
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use eval::metrics::IntervalConfig;
 use serde::{Deserialize, Serialize};
 use student::config::{ConsistencyConfig, GuidedConfig, ProgressiveConfig, StudentConfig};
-use eval::metrics::IntervalConfig;
 use teacher::config::TeacherConfig;
-use teacher::recipe::ModelKind;
 use teacher::model::NetworkConfig;
+use teacher::recipe::ModelKind;
 use teacher::unet::UNetConfig;
 
 /// `pipeline.toml`: one section per stage. A section left out takes the pipeline's quick
@@ -238,13 +238,19 @@ impl Default for ExportStage {
 impl VerdictConfig {
     pub fn validate(&self) -> Result<()> {
         if self.sweep_n < 2 {
-            bail!("eval.verdict.sweep_n = {}: sweeps need at least 2 samples per point", self.sweep_n);
+            bail!(
+                "eval.verdict.sweep_n = {}: sweeps need at least 2 samples per point",
+                self.sweep_n
+            );
         }
         if self.memorisation_n == 1 {
             bail!("eval.verdict.memorisation_n = 1: give 0 (no check) or at least 2");
         }
         if self.intervals.bootstrap < 2 {
-            bail!("eval.verdict.intervals.bootstrap = {}: give at least 2 resamples (200 is the default)", self.intervals.bootstrap);
+            bail!(
+                "eval.verdict.intervals.bootstrap = {}: give at least 2 resamples (200 is the default)",
+                self.intervals.bootstrap
+            );
         }
         if self.timing_batch == 0 {
             bail!("eval.verdict.timing_batch = 0: time at least one sample per batch");
@@ -252,10 +258,15 @@ impl VerdictConfig {
         if let Some(h) = self.headline
             && (h.student == ModelKind::Teacher || h.steps == 0)
         {
-            bail!("eval.verdict.headline: name a student kind (guided, progressive, consistency) and steps ≥ 1");
+            bail!(
+                "eval.verdict.headline: name a student kind (guided, progressive, consistency) and steps ≥ 1"
+            );
         }
         if !(self.target_ratio.is_finite() && self.target_ratio > 0.0) {
-            bail!("eval.verdict.target_ratio = {}: give a positive ratio such as 1.05", self.target_ratio);
+            bail!(
+                "eval.verdict.target_ratio = {}: give a positive ratio such as 1.05",
+                self.target_ratio
+            );
         }
         Ok(())
     }
@@ -302,7 +313,10 @@ impl PipelineConfig {
             .parse::<export::engine::BatchProfile>()
             .map_err(|e| anyhow::anyhow!("export.engine_batch: {e}"))?;
         if self.eval.n < 2 {
-            bail!("eval.n = {}: the report needs at least 2 samples per model (a covariance)", self.eval.n);
+            bail!(
+                "eval.n = {}: the report needs at least 2 samples per model (a covariance)",
+                self.eval.n
+            );
         }
         self.eval.verdict.validate()?;
         Ok(())

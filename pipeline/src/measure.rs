@@ -100,7 +100,9 @@ impl FidOutcome {
 
     pub fn text(&self) -> String {
         let m = &self.metrics;
-        let ci = m.fid_ci95.map_or(String::new(), |c| format!(", 95% interval {c}"));
+        let ci = m
+            .fid_ci95
+            .map_or(String::new(), |c| format!(", 95% interval {c}"));
         let mut t = format!(
             "{} ({}) = {:.4}{ci}  [{} samples vs {} reference]\n",
             self.metric, self.features, m.fid, m.n_samples, m.n_reference

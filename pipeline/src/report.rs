@@ -21,8 +21,8 @@ use teacher::unet::ImageShape;
 
 use crate::chain::{Stage, training_stages};
 use crate::config::{PipelineConfig, VerdictConfig};
-use crate::sample_cache::{CachedSet, SampleCache, SetKey};
 use crate::images::image_source;
+use crate::sample_cache::{CachedSet, SampleCache, SetKey};
 
 /// What a report compares and how.
 #[derive(Debug, Clone)]
@@ -215,9 +215,22 @@ impl Scoring {
         self.space.shape().map(|s| s.channels).unwrap_or(1)
     }
 
-    pub fn score(&self, images: &[f32], classes: &[usize], shape: ImageShape, label: &str) -> Result<Scored> {
+    pub fn score(
+        &self,
+        images: &[f32],
+        classes: &[usize],
+        shape: ImageShape,
+        label: &str,
+    ) -> Result<Scored> {
         let (space, r, k) = (&self.space, &self.reference, self.k);
-        Ok(score(space, r, (images, classes, shape), k, label, &self.device)?)
+        Ok(score(
+            space,
+            r,
+            (images, classes, shape),
+            k,
+            label,
+            &self.device,
+        )?)
     }
 
     /// The first `n` samples of `ck` at `steps` (`sampler`: None for the model's own) and `w`.
@@ -280,7 +293,10 @@ fn draw_samples(
         return Ok((grid_file, None, None));
     }
     // Clips: a strip (one row of frames per clip, one clip per class) and the animation.
-    let first = (format!("{name} · {steps} steps · NFE {}", s.nfe), imgs[0].to_vec());
+    let first = (
+        format!("{name} · {steps} steps · NFE {}", s.nfe),
+        imgs[0].to_vec(),
+    );
     let strip = &imgs[..imgs.len().min(cols)];
     teacher::clip_io::write_strip(&out.join(&grid_file), strip, shape)?;
     let anim = format!("anim-{name}-{steps:03}.png");

@@ -115,16 +115,16 @@ impl State {
         self.stages.iter().find(|r| r.name == name)
     }
 
-    /// Whether `stage` finished with this `hash`; a record with another hash is an error (the
-    /// run folder was made with another config) unless the stage's folder was deleted to redo
-    /// it, which drops the record.
+    /// Whether `stage` finished with this `hash`. A stage whose folder was deleted is redone
+    /// (its record dropped); a record with another hash is an error (the run folder was made
+    /// with another config).
     fn finished(&mut self, stage: Stage, hash: &str, run: &Path) -> Result<bool> {
         match self.done(stage.name()) {
-            Some(r) if r.hash == hash => Ok(true),
             Some(_) if !run.join(stage.name()).exists() => {
                 self.stages.retain(|r| r.name != stage.name());
                 Ok(false)
             }
+            Some(r) if r.hash == hash => Ok(true),
             Some(r) => bail!(
                 "stage `{}` in `{}` was made with another config (hash {} ≠ {hash}): use a new --out, or delete `{}` to redo it",
                 stage.name(),

@@ -154,7 +154,13 @@ impl SampleCache {
         let safe: String = key
             .label
             .chars()
-            .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+            .map(|c| {
+                if c.is_ascii_alphanumeric() || c == '-' {
+                    c
+                } else {
+                    '_'
+                }
+            })
             .collect();
         self.dir
             .join(format!("{safe}-{}", &sha256_hex(id.as_bytes())[..12]))
@@ -207,7 +213,11 @@ fn sample_chunk(
     let (s, plan) = sample_checkpoint(ck, &spec, device)?;
     let secs = t.elapsed().as_secs_f64();
     let len = ck.header.spec.shape.len();
-    write_npy(&chunk_path(folder, first), &[n, len], &NpyData::F32(s.images))?;
+    write_npy(
+        &chunk_path(folder, first),
+        &[n, len],
+        &NpyData::F32(s.images),
+    )?;
     rec.nfe = s.nfe;
     rec.sampler = plan.describe();
     rec.seconds.insert(first, secs);

@@ -7,11 +7,10 @@
 use anyhow::Result;
 use eval::equal_quality::{CurvePoint, best_reach};
 use eval::fidelity::{feature_distance, pixel_rmse};
-use eval::interval::{basic_interval_nonneg, ratio_replicates};
+use eval::interval::{ratio_replicates, sd_interval};
 use eval::memorisation::{memorisation, nearest_distances};
 use eval::report::{
-    EqualQuality, Fidelity, GuidancePoint, Headline, MemorisationResult, Ratio, SolverPoint,
-    Timing,
+    EqualQuality, Fidelity, GuidancePoint, Headline, MemorisationResult, Ratio, SolverPoint, Timing,
 };
 use teacher::checkpoint::Checkpoint;
 use teacher::edm::solver::Sampler;
@@ -73,7 +72,10 @@ fn teacher_reference(rows: &[Row]) -> Option<usize> {
 /// Every row's FID ratio to row `t` (shared reference resamples) and its fidelity to `t`'s
 /// samples (same noise and class, image by image).
 fn ratios_and_fidelity(rows: &mut [Row], t: usize) -> Result<()> {
-    let (t_fid, t_reps) = (rows[t].result.metrics.fid, rows[t].scored.fid_replicates.clone());
+    let (t_fid, t_reps) = (
+        rows[t].result.metrics.fid,
+        rows[t].scored.fid_replicates.clone(),
+    );
     let (t_imgs, t_feats) = (rows[t].images.clone(), rows[t].scored.features.clone());
     let against = format!("{} {} steps", rows[t].result.name, rows[t].result.steps);
     for (i, row) in rows.iter_mut().enumerate() {
@@ -82,9 +84,12 @@ fn ratios_and_fidelity(rows: &mut [Row], t: usize) -> Result<()> {
         }
         let value = row.result.metrics.fid / t_fid;
         let reps = ratio_replicates(&row.scored.fid_replicates, &t_reps);
-        let ci95 = basic_interval_nonneg(value, &reps);
+        let ci95 = sd_interval(value, &reps);
         row.result.vs_teacher = Some(Ratio { value, ci95 });
-        let (len, d) = (row.images.len() / row.result.metrics.n_samples.max(1), row.scored.dim);
+        let (len, d) = (
+            row.images.len() / row.result.metrics.n_samples.max(1),
+            row.scored.dim,
+        );
         let n = row.result.metrics.n_samples.min(t_imgs.len() / len.max(1));
         row.result.fidelity = Some(Fidelity {
             against: against.clone(),
@@ -137,7 +142,9 @@ fn sweep_point(
     let s = scoring.sample(ck, steps, None, w, n)?;
     let name = ck.header.kind().name();
     let label = format!("sweep-{name}-{steps}-w{w}");
-    let m = scoring.score(&s.images, &s.classes, ck.header.spec.shape, &label)?.metrics;
+    let m = scoring
+        .score(&s.images, &s.classes, ck.header.spec.shape, &label)?
+        .metrics;
     Ok(GuidancePoint {
         name: name.to_string(),
         steps,
@@ -166,7 +173,11 @@ fn sweeps(
     if let Some(ck) = teacher_ck {
         models.push((ck.clone(), args.sweep_steps));
     }
-    for kind in [ModelKind::Guided, ModelKind::Progressive, ModelKind::Consistency] {
+    for kind in [
+        ModelKind::Guided,
+        ModelKind::Progressive,
+        ModelKind::Consistency,
+    ] {
         let of_kind = rows.iter().filter(|r| r.kind == kind);
         let want = args.verdict.headline.map(|h| h.steps);
         let pick = match want {
@@ -215,9 +226,17 @@ fn solver_curve(
     let mut out = Vec::new();
     for (sampler, steps) in settings {
         pb.set_message(format!("{} {steps} steps", sampler.name()));
-        let s = scoring.sample(ck, steps, Some(sampler), args.guidance, args.verdict.sweep_n)?;
+        let s = scoring.sample(
+            ck,
+            steps,
+            Some(sampler),
+            args.guidance,
+            args.verdict.sweep_n,
+        )?;
         let label = format!("curve-{}-{steps}", sampler.name());
-        let m = scoring.score(&s.images, &s.classes, ck.header.spec.shape, &label)?.metrics;
+        let m = scoring
+            .score(&s.images, &s.classes, ck.header.spec.shape, &label)?
+            .metrics;
         let kid = m.kid.clone().expect("score computes KID");
         out.push(SolverPoint {
             solver: sampler.name().to_string(),
@@ -298,7 +317,9 @@ fn equal_quality(
         .collect();
     let label = format!("eq-{}-{}-n{n}", student.result.name, student.result.steps);
     let shape = ck.header.spec.shape;
-    let m = scoring.score(&student.images[..n * len], &classes, shape, &label)?.metrics;
+    let m = scoring
+        .score(&student.images[..n * len], &classes, shape, &label)?
+        .metrics;
     let Some(target) = m.fid_ci95 else {
         return Ok(None);
     };
@@ -369,7 +390,10 @@ fn headline(
         _ => None,
     };
     let eq = equal_quality(args, s, curve, scoring)?;
-    let (r, rci) = (ratio.as_ref().map(|r| r.value), ratio.as_ref().map(|r| r.ci95));
+    let (r, rci) = (
+        ratio.as_ref().map(|r| r.value),
+        ratio.as_ref().map(|r| r.ci95),
+    );
     Ok(Headline {
         n: Some(sr.metrics.n_samples.min(tr.metrics.n_samples)),
         student: Some(sr.kind.clone()),

@@ -189,7 +189,10 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
     assert!(again["protocol"]["cached_chunks"].as_u64().unwrap() > 0);
     // Every FID carries an interval that holds it, and KID comes with it.
     for m in again["models"].as_array().unwrap() {
-        let (fid, ci) = (m["metrics"]["fid"].as_f64().unwrap(), &m["metrics"]["fid_ci95"]);
+        let (fid, ci) = (
+            m["metrics"]["fid"].as_f64().unwrap(),
+            &m["metrics"]["fid_ci95"],
+        );
         let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
         assert!(lo <= hi && lo >= 0.0 && hi.is_finite(), "{m}");
         assert!(hi >= 0.5 * fid, "interval [{lo}, {hi}] far below FID {fid}");

@@ -108,25 +108,50 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
     }
     // The declared headline (progressive, 4 steps) with every key the verdict protocol names.
     let h = &r["headline"];
-    assert_eq!((h["student"].as_str(), h["steps"].as_u64()), (Some("progressive"), Some(4)), "{h}");
+    assert_eq!(
+        (h["student"].as_str(), h["steps"].as_u64()),
+        (Some("progressive"), Some(4)),
+        "{h}"
+    );
     for key in [
-        "n", "w", "fid_ratio_student4_vs_teacher50", "kid_student4", "kid_teacher50",
-        "fidelity_rmse_student4", "speedup_student4_vs_teacher50", "target_met",
+        "n",
+        "w",
+        "fid_ratio_student4_vs_teacher50",
+        "kid_student4",
+        "kid_teacher50",
+        "fidelity_rmse_student4",
+        "speedup_student4_vs_teacher50",
+        "target_met",
     ] {
         assert!(!h[key].is_null(), "headline lacks {key}: {h}");
     }
-    let (ratio, ci) = (h["fid_ratio_student4_vs_teacher50"].as_f64().unwrap(), &h["fid_ratio_ci95"]);
+    let (ratio, ci) = (
+        h["fid_ratio_student4_vs_teacher50"].as_f64().unwrap(),
+        &h["fid_ratio_ci95"],
+    );
     let (lo, hi) = (ci[0].as_f64().unwrap(), ci[1].as_f64().unwrap());
     assert!(lo <= hi && hi > 0.0 && ratio > 0.0, "{h}");
     assert_eq!(h["target_met"].as_bool(), Some(hi <= 1.05), "{h}");
     // Sweeps for the teacher and every student kind, the teacher's solver curve, memorisation.
-    assert_eq!(r["guidance_sweep"].as_array().unwrap().len(), 4 * 2, "{}", r["guidance_sweep"]);
-    let solvers: Vec<&str> = r["solver_curve"].as_array().unwrap().iter().map(|p| p["solver"].as_str().unwrap()).collect();
+    assert_eq!(
+        r["guidance_sweep"].as_array().unwrap().len(),
+        4 * 2,
+        "{}",
+        r["guidance_sweep"]
+    );
+    let solvers: Vec<&str> = r["solver_curve"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["solver"].as_str().unwrap())
+        .collect();
     for s in ["Euler", "Heun", "DPM-Solver++(2M)"] {
         assert!(solvers.contains(&s), "{solvers:?}");
     }
     for m in r["models"].as_array().unwrap() {
-        let f = m["memorisation"]["pixels"]["fraction_below"].as_f64().unwrap();
+        let f = m["memorisation"]["pixels"]["fraction_below"]
+            .as_f64()
+            .unwrap();
         assert!((0.0..=1.0).contains(&f), "{m}");
     }
     // Serving and training-cost sections: the parity number, the engine (built, or the command
@@ -390,6 +415,15 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
     );
     let again = run(&pipeline(&eval_cfg, &a));
     assert!(again.contains("report: skipped"), "{again}");
+    // 6. Deleting a finished stage's folder with the same config redoes it too; the report's
+    //    samples come back from its resumable cache (RUN/report-samples), nothing is resampled.
+    std::fs::remove_dir_all(a.join("report")).unwrap();
+    let redone = run(&pipeline(&eval_cfg, &a));
+    assert!(!redone.contains("report: skipped"), "{redone}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("report/results.json")).unwrap())
+            .unwrap();
+    assert_eq!(r["protocol"]["new_chunks"], 0, "{}", r["protocol"]);
     std::fs::remove_dir_all(dir).ok();
 }
 
