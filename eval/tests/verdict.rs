@@ -110,7 +110,10 @@ mod interval {
             basic_hits as f64 / trials as f64,
         );
         println!("E[FID_n] = {expected:.4}; coverage: sd {rate:.4}, basic {basic:.4}");
-        assert!((0.90..=0.995).contains(&rate), "sd interval coverage {rate}");
+        assert!(
+            (0.90..=0.995).contains(&rate),
+            "sd interval coverage {rate}"
+        );
         assert!(basic < rate - 0.1, "basic {basic} vs sd {rate}");
     }
 
