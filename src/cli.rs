@@ -375,7 +375,7 @@ pub enum EvalCommand {
     /// FID (pytorch-fid semantics) in a feature space, plus class accuracy and precision/recall.
     Fid(FidArgs),
     /// Sample every model at its step counts, score them, and write a comparison report.
-    Report(ReportArgs),
+    Report(Box<ReportArgs>),
     /// Sampling latency of one model: median and spread over repeated runs after warm-up.
     Latency(LatencyArgs),
     /// Re-draw a report (markdown, HTML, plots) from its `results.json`, without re-sampling.

@@ -330,7 +330,7 @@ fn tiny_video_pipeline_reports_fvd_and_writes_clips() {
     );
     let md = std::fs::read_to_string(run.join("report/report.md")).unwrap();
     assert!(
-        md.contains("| FVD |") && md.contains("s / 1,000 clips"),
+        md.contains("| FVD [95%] |") && md.contains("batch-1 ms"),
         "{md}"
     );
     // The feature network learnt the frame-order head too.
