@@ -222,7 +222,8 @@ pub fn capture_sampler(
             class: t.class.clone()?,
             extra: t.w.clone(),
         };
-        Some(run_plan(m, plan, &noises, &cond).x)
+        // The images the sampler generates (a multi-resolution model's full-resolution copy).
+        Some(m.to_images(run_plan(m, plan, &noises, &cond).x))
     })
 }
 

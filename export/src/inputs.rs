@@ -155,8 +155,10 @@ impl Batch {
                 .as_ref()
                 .map(|w| Tensor::<1>::from_data(TensorData::new(w.clone(), [self.n]), device)),
         };
-        teacher::recipe::run_plan(&source.model, &u.plan, &noises, &cond)
-            .x
+        let x = teacher::recipe::run_plan(&source.model, &u.plan, &noises, &cond).x;
+        source
+            .model
+            .to_images(x)
             .into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()

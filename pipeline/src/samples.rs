@@ -14,7 +14,9 @@ use teacher::edm::solver::Sampler;
 use teacher::image_io::{display_scale, grid, write_png};
 use teacher::recipe::ModelKind;
 use teacher::runs::resolve_model;
-use teacher::sample::{ClassChoice, SampleSpec, sample_checkpoint_each};
+use teacher::sample::{
+    ClassChoice, Output, SampleSpec, sample_checkpoint_as, sample_checkpoint_each,
+};
 use teacher::unet::ImageShape;
 
 /// What to sample and where to write it.
@@ -50,23 +52,7 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     let path = resolve_model(&settings.model, spec.steps)?;
     let ck = Checkpoint::load(&path)?;
     let num_classes = ck.header.spec.num_classes;
-    if let ClassChoice::One(k) = spec.classes
-        && k >= num_classes
-    {
-        bail!("`--class {k}`: give a class index in 0..{num_classes} or `all`");
-    }
-    if !spec.guidance.is_finite() {
-        bail!(
-            "`--guidance {}`: give a finite guidance weight (1 = conditional, 0 = unconditional)",
-            spec.guidance
-        );
-    }
-    if spec.n == 0 {
-        bail!("`--n 0`: ask for at least one image");
-    }
-    if spec.batch_size == 0 {
-        bail!("`--batch 0`: sample at least one image per batch (the default is 250)");
-    }
+    check_request(spec, num_classes)?;
     // Written beside `--out` and swapped in whole: a folder never mixes two sample sets.
     let staged = teacher::staged::StagedFolder::begin(&settings.out, "samples.json")?;
     let dir = staged.path();
@@ -88,6 +74,9 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
         ClassChoice::One(_) => (shown_n as f64).sqrt().ceil() as usize,
     };
     write_grid(dir, &shown, shape, cols)?;
+    if let Some(canvas) = ck.header.spec.net.canvas(shape) {
+        write_resolutions_grid(dir, &ck, spec, shown_n, cols, &canvas, device)?;
+    }
     let meta = SamplesMeta {
         model: path.display().to_string(),
         kind: ck.header.kind(),
@@ -107,9 +96,10 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     let json = serde_json::to_string_pretty(&meta)?;
     write_atomic(&dir.join("samples.json"), json.as_bytes())?;
     let dir = staged.commit()?;
-    let what = match shape.is_clip() {
-        true => "clips (animated PNG), grid.png (animated) and strip.png",
-        false => "images and grid.png",
+    let what = match (shape.is_clip(), ck.header.spec.net.canvas(shape).is_some()) {
+        (true, _) => "clips (animated PNG), grid.png (animated) and strip.png",
+        (false, true) => "images, grid.png and grid-resolutions.png (every resolution)",
+        (false, false) => "images and grid.png",
     };
     Ok(format!(
         "wrote {} {what} to {} — {} model, NFE per image {} ({} steps, {}, w = {}), {seconds:.2} s",
@@ -121,6 +111,28 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
         plan.describe(),
         spec.guidance,
     ))
+}
+
+/// Reject requests no model can serve, naming the flag and the fix.
+fn check_request(spec: &SampleSpec, num_classes: usize) -> Result<()> {
+    if let ClassChoice::One(k) = spec.classes
+        && k >= num_classes
+    {
+        bail!("`--class {k}`: give a class index in 0..{num_classes} or `all`");
+    }
+    if !spec.guidance.is_finite() {
+        bail!(
+            "`--guidance {}`: give a finite guidance weight (1 = conditional, 0 = unconditional)",
+            spec.guidance
+        );
+    }
+    if spec.n == 0 {
+        bail!("`--n 0`: ask for at least one image");
+    }
+    if spec.batch_size == 0 {
+        bail!("`--batch 0`: sample at least one image per batch (the default is 250)");
+    }
+    Ok(())
 }
 
 /// The most samples `grid.png` shows.
@@ -157,6 +169,37 @@ fn write_grid(dir: &Path, shown: &[f32], shape: ImageShape, cols: usize) -> Resu
         write_png(&dir.join("grid.png"), &g, gshape)?;
     }
     Ok(())
+}
+
+/// A multi-resolution model's first `n` samples again, as whole final states: every copy of
+/// each, side by side (`grid-resolutions.png`, one row of R copies per sample, `cols` per row).
+fn write_resolutions_grid(
+    dir: &Path,
+    ck: &Checkpoint,
+    spec: &SampleSpec,
+    n: usize,
+    cols: usize,
+    canvas: &teacher::multires::Canvas,
+    device: &Device,
+) -> Result<()> {
+    let first = SampleSpec { n, ..spec.clone() };
+    let mut shown = Vec::new();
+    sample_checkpoint_as(
+        ck,
+        &first,
+        Output::States,
+        device,
+        |_, states, _| -> Result<()> {
+            for s in states.chunks(canvas.shape().len()) {
+                shown.extend(canvas.display(s));
+            }
+            Ok(())
+        },
+    )?;
+    let shape = canvas.display_shape();
+    let images: Vec<&[f32]> = shown.chunks(shape.len()).collect();
+    let (g, gshape) = grid(&images, shape, cols.max(1), display_scale(shape.height));
+    Ok(write_png(&dir.join("grid-resolutions.png"), &g, gshape)?)
 }
 
 /// `fewstep clips`: `n` moving-digit clips made from `source` (seed `seed`) written to `out` to

@@ -48,10 +48,15 @@ impl Source {
         })
     }
 
-    /// The training data of the chain's teacher; `--data DIR` overrides the recorded path.
+    /// The training data of the chain's teacher as its denoiser takes it (images, or their
+    /// multi-resolution canvases); `--data DIR` overrides the recorded path.
     pub fn data(&self, data: Option<&Path>) -> Result<Dataset> {
         let recorded = self.ck.header.lineage.data_path.as_deref();
-        self.teacher_cfg.data.load(data.or(recorded), Split::Train)
+        let images = self
+            .teacher_cfg
+            .data
+            .load(data.or(recorded), Split::Train)?;
+        Ok(self.teacher_cfg.model.prepare(images))
     }
 
     /// The lineage of a student distilled from this source: the root teacher's config and

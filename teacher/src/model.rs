@@ -6,9 +6,12 @@ use burn::module::Module;
 use burn::tensor::{Device, Int, Tensor};
 use serde::{Deserialize, Deserializer, Serialize};
 
+use crate::data::Dataset;
 use crate::edm::precond::{Precond, combine};
 use crate::edm::{Cond, Denoiser};
 use crate::error::Result;
+use crate::multires::{Canvas, curriculum};
+use crate::unet::nested::{NestedUNet, NestedUNetConfig};
 use crate::unet::{ImageShape, UNet, UNetConfig};
 
 /// Which network F sits inside the preconditioner, with its shape. A new network is a module of
@@ -21,6 +24,10 @@ pub enum NetworkConfig {
     /// The class-conditional (space-time for clips) U-Net after ADM (`teacher/src/unet/`).
     #[serde(rename = "unet")]
     UNet(UNetConfig),
+    /// Matryoshka diffusion's NestedUNet over several resolutions at once
+    /// (`teacher/src/unet/nested.rs`); its examples are multi-resolution canvases.
+    #[serde(rename = "nested_unet")]
+    NestedUNet(NestedUNetConfig),
 }
 
 impl Default for NetworkConfig {
@@ -37,6 +44,8 @@ impl<'de> Deserialize<'de> for NetworkConfig {
         enum Tagged {
             #[serde(rename = "unet")]
             UNet(UNetConfig),
+            #[serde(rename = "nested_unet")]
+            NestedUNet(NestedUNetConfig),
         }
         let mut v = serde_json::Value::deserialize(d)?;
         if let Some(m) = v.as_object_mut() {
@@ -45,6 +54,7 @@ impl<'de> Deserialize<'de> for NetworkConfig {
         Ok(
             match Tagged::deserialize(v).map_err(serde::de::Error::custom)? {
                 Tagged::UNet(c) => NetworkConfig::UNet(c),
+                Tagged::NestedUNet(c) => NetworkConfig::NestedUNet(c),
             },
         )
     }
@@ -55,6 +65,7 @@ impl NetworkConfig {
     pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> Network {
         match self {
             NetworkConfig::UNet(c) => Network::UNet(c.init(shape, num_classes, device)),
+            NetworkConfig::NestedUNet(c) => Network::NestedUNet(c.init(shape, num_classes, device)),
         }
     }
 
@@ -62,6 +73,7 @@ impl NetworkConfig {
     pub fn validate(&self) -> Result<()> {
         match self {
             NetworkConfig::UNet(c) => c.validate(),
+            NetworkConfig::NestedUNet(c) => c.validate(),
         }
     }
 
@@ -70,6 +82,7 @@ impl NetworkConfig {
     pub fn check_shape(&self, shape: ImageShape) -> Result<()> {
         match self {
             NetworkConfig::UNet(c) => c.check_shape(shape),
+            NetworkConfig::NestedUNet(c) => c.check_shape(shape),
         }
     }
 
@@ -77,6 +90,43 @@ impl NetworkConfig {
     pub fn unet(&self) -> Option<&UNetConfig> {
         match self {
             NetworkConfig::UNet(c) => Some(c),
+            NetworkConfig::NestedUNet(_) => None,
+        }
+    }
+
+    /// The canvas of a multi-resolution network for images of `image`; None for one-resolution
+    /// networks, whose examples are the images themselves.
+    pub fn canvas(&self, image: ImageShape) -> Option<Canvas> {
+        match self {
+            NetworkConfig::UNet(_) => None,
+            NetworkConfig::NestedUNet(c) => Some(c.canvas(image)),
+        }
+    }
+
+    /// The shape of the state the denoiser takes for images of `image`: the image itself, or
+    /// its multi-resolution canvas.
+    pub fn state_shape(&self, image: ImageShape) -> ImageShape {
+        self.canvas(image).map_or(image, |c| c.shape())
+    }
+
+    /// The training set as the denoiser sees it: `data` itself, or every image as its canvas.
+    pub fn prepare(&self, data: Dataset) -> Dataset {
+        match self.canvas(data.shape) {
+            None => data,
+            Some(c) => c.pack_dataset(&data),
+        }
+    }
+
+    /// Per-pixel weights of the teacher's loss at training step `step` (the multi-resolution
+    /// loss with its curriculum, `[1, C, H, W]`); None: the plain mean over pixels.
+    pub fn loss_weights(&self, image: ImageShape, step: u64, device: &Device) -> Option<Tensor<4>> {
+        match self {
+            NetworkConfig::UNet(_) => None,
+            NetworkConfig::NestedUNet(c) => {
+                let m = &c.multires;
+                let w = curriculum::weights_at(&m.loss_weights, &m.start_steps, step);
+                Some(c.canvas(image).weight_tensor(&w, device))
+            }
         }
     }
 }
@@ -85,6 +135,7 @@ impl NetworkConfig {
 #[derive(Module, Debug)]
 pub enum Network {
     UNet(UNet),
+    NestedUNet(NestedUNet),
 }
 
 impl Network {
@@ -99,6 +150,7 @@ impl Network {
     ) -> Tensor<4> {
         match self {
             Network::UNet(u) => u.forward(x, c_noise, class, extra),
+            Network::NestedUNet(u) => u.forward(x, c_noise, class, extra),
         }
     }
 }
@@ -123,6 +175,7 @@ impl ModelSpec {
             sigma_data: self.sigma_data,
             num_classes: self.num_classes,
             shape: self.shape,
+            state: self.net.state_shape(self.shape),
         }
     }
 }
@@ -134,8 +187,12 @@ pub struct EdmModel {
     pub precond: Precond,
     pub sigma_data: f64,
     pub num_classes: usize,
+    /// The images' shape (what the model generates).
     #[module(skip)]
     pub shape: ImageShape,
+    /// The shape of the state x it denoises: the image's, or its multi-resolution canvas.
+    #[module(skip)]
+    pub state: ImageShape,
 }
 
 impl EdmModel {
@@ -153,12 +210,33 @@ impl EdmModel {
         let s = self.precond.scalings(sigma, self.sigma_data);
         let x_in = x.clone() * crate::edm::per_example::<4>(s.c_in.clone());
         let f = self.net.forward(x_in, s.c_noise.clone(), class, extra);
-        combine(x, f, &s)
+        let d = combine(x, f, &s);
+        match &self.net {
+            Network::UNet(_) => d,
+            // D = 0 = y on the canvas's unused corner (`multires::canvas`).
+            Network::NestedUNet(n) => n.canvas().restrict(d),
+        }
     }
 
-    /// The example shape the network was built for.
+    /// The shape of one example of the state the model denoises (noise is drawn in it).
     pub fn example_shape(&self) -> ImageShape {
+        self.state
+    }
+
+    /// The shape of the images the model generates.
+    pub fn image_shape(&self) -> ImageShape {
         self.shape
+    }
+
+    /// Final states → images: the identity, or the full-resolution copy of each canvas.
+    ///
+    /// # Shapes
+    /// - x: `[n, …state]` → `[n, …image]`
+    pub fn to_images(&self, x: Tensor<4>) -> Tensor<4> {
+        match &self.net {
+            Network::UNet(_) => x,
+            Network::NestedUNet(n) => n.canvas().images(x),
+        }
     }
 
     /// Index of the learned null ("unconditional") class.

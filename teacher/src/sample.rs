@@ -194,11 +194,31 @@ pub fn sample_checkpoint(
     Ok((s, plan))
 }
 
+/// What sampling hands on: the images, or the whole final state (a multi-resolution model's
+/// canvas with every copy; the same as the images for one-resolution models).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Output {
+    Images,
+    States,
+}
+
 /// [`sample_checkpoint`], handing each batch to `sink` as it is done (first index, images,
 /// classes) instead of holding them all; returns the NFE per image and the plan.
 pub fn sample_checkpoint_each<E: From<crate::Error>>(
     ck: &Checkpoint,
     spec: &SampleSpec,
+    device: &Device,
+    sink: impl FnMut(usize, Vec<f32>, &[usize]) -> std::result::Result<(), E>,
+) -> std::result::Result<(usize, SamplerPlan), E> {
+    sample_checkpoint_as(ck, spec, Output::Images, device, sink)
+}
+
+/// [`sample_checkpoint_each`] handing on `output`: images, or final states
+/// (`ck.header.spec.net.state_shape(…)` each).
+pub fn sample_checkpoint_as<E: From<crate::Error>>(
+    ck: &Checkpoint,
+    spec: &SampleSpec,
+    output: Output,
     device: &Device,
     sink: impl FnMut(usize, Vec<f32>, &[usize]) -> std::result::Result<(), E>,
 ) -> std::result::Result<(usize, SamplerPlan), E> {
@@ -217,7 +237,11 @@ pub fn sample_checkpoint_each<E: From<crate::Error>>(
             let z = renoise_for(range.start, n, len, spec.seed, k);
             noises.push(Tensor::from_data(TensorData::new(z, dims), device));
         }
-        run_plan(&model, &plan, &noises, &plan.cond(cond))
+        let mut out = run_plan(&model, &plan, &noises, &plan.cond(cond));
+        if output == Output::Images {
+            out.x = model.to_images(out.x);
+        }
+        out
     };
     let nfe = for_each_batch(spec, shape, model.num_classes, device, run, sink)?;
     Ok((nfe, plan))

@@ -653,6 +653,10 @@ impl Method for TeacherStep<'_> {
             class: b.class,
             extra: None,
         };
+        let weights = self
+            .cfg
+            .model
+            .loss_weights(model.image_shape(), step, &self.device);
         Ok(edm_loss(
             model,
             b.y,
@@ -661,6 +665,7 @@ impl Method for TeacherStep<'_> {
             b.noise,
             &d.sigma_dist,
             d.sigma_data,
+            weights,
         ))
     }
 }
@@ -676,6 +681,8 @@ pub fn train_teacher(cfg: &TeacherConfig, opts: &TrainOptions) -> Result<TrainSu
         sigma_data: cfg.diffusion.sigma_data,
         precond: Precond::Edm,
     };
+    // What the denoiser takes: the images, or their multi-resolution canvases.
+    let data = cfg.model.prepare(data);
     let config = cfg.to_toml();
     let run = RunSpec {
         recipe: Recipe::Teacher {

@@ -9,28 +9,12 @@ use teacher::edm::precond::{
 };
 use teacher::edm::sigma_grid::SigmaGrid;
 use teacher::edm::solver::{Sampler, sample};
-use teacher::edm::{Cond, Denoiser, per_example};
+use teacher::edm::{Cond, Denoiser};
 use teacher::ema::ema_beta;
 use teacher::rng::{Stream, normals, rng};
+use teacher::testing::IdealGaussian;
 
 const SD: f64 = 0.5;
-
-/// The ideal denoiser for data ~ N(0, σ_d² I): D(x; σ) = x·σ_d²/(σ² + σ_d²)
-/// (the posterior mean E[y | y + σn = x] of a Gaussian prior).
-struct IdealGaussian {
-    sigma_data: f64,
-}
-
-impl Denoiser for IdealGaussian {
-    fn denoise(&self, x: Tensor<4>, sigma: Tensor<1>, _cond: &Cond) -> Tensor<4> {
-        let sd2 = self.sigma_data * self.sigma_data;
-        let scale = (sigma.clone() * sigma)
-            .add_scalar(sd2)
-            .recip()
-            .mul_scalar(sd2);
-        x * per_example::<4>(scale)
-    }
-}
 
 fn device() -> Device {
     teacher::backend::test_device()
@@ -39,23 +23,9 @@ fn device() -> Device {
 /// A tiny U-Net (8×8 digits, 10 classes) with seeded noise on every parameter, so that the
 /// zero-initialised output layer carries signal and D_c ≠ D_u.
 fn perturbed_model() -> teacher::model::EdmModel {
-    use burn::module::{Module, ModuleMapper, Param};
+    use burn::module::Module;
     use teacher::model::{ModelSpec, NetworkConfig};
     use teacher::unet::{ImageShape, UNetConfig};
-    struct Jitter(u64);
-    impl ModuleMapper for Jitter {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            self.0 += 1;
-            let k = self.0;
-            p.map(|t| {
-                let shape = t.shape();
-                let n = shape.num_elements();
-                let noise = normals(&mut rng(k, Stream::Eval, 9), n);
-                let noise = Tensor::<1>::from_data(TensorData::new(noise, [n]), &t.device());
-                t + noise.reshape(shape).mul_scalar(0.1)
-            })
-        }
-    }
     let d = device();
     d.seed(1);
     let spec = ModelSpec {
@@ -72,7 +42,8 @@ fn perturbed_model() -> teacher::model::EdmModel {
         sigma_data: 0.5,
         precond: Precond::Edm,
     };
-    spec.init(&d).map(&mut Jitter(0))
+    spec.init(&d)
+        .map(&mut teacher::testing::Jitter::new(0, 9, 0.1))
 }
 
 fn values(t: Tensor<4>) -> Vec<f32> {

@@ -4,24 +4,8 @@ use std::path::PathBuf;
 
 use burn::tensor::{Device, Tensor};
 use teacher::config::TeacherConfig;
-use teacher::edm::{Cond, Denoiser, per_example};
 
-/// The ideal denoiser for data ~ N(0, σ_d² I): D(x; σ) = x·σ_d²/(σ² + σ_d²)
-/// (the posterior mean E[y | y + σn = x] of a Gaussian prior).
-pub struct IdealGaussian {
-    pub sigma_data: f64,
-}
-
-impl Denoiser for IdealGaussian {
-    fn denoise(&self, x: Tensor<4>, sigma: Tensor<1>, _cond: &Cond) -> Tensor<4> {
-        let sd2 = self.sigma_data * self.sigma_data;
-        let scale = (sigma.clone() * sigma)
-            .add_scalar(sd2)
-            .recip()
-            .mul_scalar(sd2);
-        x * per_example::<4>(scale)
-    }
-}
+pub use teacher::testing::IdealGaussian;
 
 pub fn device() -> Device {
     teacher::backend::test_device()
@@ -130,9 +114,11 @@ pub fn perturbed_model(precond: teacher::edm::precond::Precond) -> teacher::mode
 
 /// The U-Net of [`tiny_config`].
 pub fn tiny_unet() -> teacher::unet::UNetConfig {
-    match tiny_config().model {
-        teacher::model::NetworkConfig::UNet(u) => u,
-    }
+    tiny_config()
+        .model
+        .unet()
+        .expect("the tiny config's network is a U-Net")
+        .clone()
 }
 
 /// [`perturbed_model`] for any example shape (clips too) and network config.
@@ -141,23 +127,7 @@ pub fn perturbed_model_of(
     shape: teacher::unet::ImageShape,
     unet: teacher::unet::UNetConfig,
 ) -> teacher::model::EdmModel {
-    use burn::module::{Module, ModuleMapper, Param};
-    use teacher::rng::{Stream, normals, rng};
-    struct Jitter(u64);
-    impl ModuleMapper for Jitter {
-        fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-            self.0 += 1;
-            let k = self.0;
-            p.map(|t| {
-                let shape = t.shape();
-                let n = shape.num_elements();
-                let noise = normals(&mut rng(k, Stream::Eval, 9), n);
-                let noise =
-                    Tensor::<1>::from_data(burn::tensor::TensorData::new(noise, [n]), &t.device());
-                t + noise.reshape(shape).mul_scalar(0.1)
-            })
-        }
-    }
+    use burn::module::Module;
     let d = device();
     d.seed(1);
     let spec = teacher::model::ModelSpec {
@@ -167,5 +137,6 @@ pub fn perturbed_model_of(
         sigma_data: 0.5,
         precond,
     };
-    spec.init(&d).map(&mut Jitter(0))
+    spec.init(&d)
+        .map(&mut teacher::testing::Jitter::new(0, 9, 0.1))
 }

@@ -62,6 +62,71 @@ fn run(args: &[String]) -> String {
     ok(fewstep(&a))
 }
 
+/// The tiny pipeline with its teacher a NestedUNet (8×8 ⊃ 4×4, the 4×4 copy alone for the
+/// first 2 of 3 steps) and a short guided stage.
+fn tiny_nested_pipeline() -> String {
+    let text = tiny_pipeline()
+        .replace(
+            "[teacher.model]\n",
+            "[teacher.model]\nkind = \"nested_unet\"\n[teacher.model.multires]\n\
+             resolutions = [8, 4]\nloss_weights = [1.0, 0.5]\nstart_steps = [2, 0]\n\
+             [teacher.model.unet]\n",
+        )
+        .replace("checkpoint_every = 5\nsteps = 60", "steps = 3");
+    assert!(text.contains("nested_unet") && !text.contains("steps = 60"));
+    text
+}
+
+/// Matryoshka diffusion end to end (issue #18): the NestedUNet teacher, its three students,
+/// the export (ONNX forward and unrolled sampler, each parity-checked against burn — the stage
+/// fails otherwise) and the report, on the embedded digits; samples are 8×8 images.
+#[test]
+fn tiny_nested_pipeline_runs_end_to_end() {
+    let dir = temp_dir("pipeline-nested");
+    let cfg = dir.join("pipeline.toml");
+    std::fs::write(&cfg, tiny_nested_pipeline()).unwrap();
+    let out = dir.join("a");
+    let said = run(&pipeline(&cfg.display().to_string(), &out));
+    for s in STAGES {
+        assert!(said.contains(&format!("{s}: ")), "stage {s} silent: {said}");
+    }
+    for f in [
+        "progressive/round-004/checkpoint.fsk",
+        "consistency/checkpoint.fsk",
+        "export/student-4.onnx",
+        "export/sampler-4.onnx",
+        "report/results.json",
+    ] {
+        assert!(out.join(f).is_file(), "missing {f}");
+    }
+    let teacher = std::fs::read_to_string(out.join("teacher/config.toml")).unwrap();
+    assert!(teacher.contains("nested_unet"), "{teacher}");
+    let export = std::fs::read_to_string(out.join("export/export.json")).unwrap();
+    assert!(export.contains("parity"), "{export}");
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report/results.json")).unwrap())
+            .unwrap();
+    assert!(
+        !r["headline"]["fid_ratio_student4_vs_teacher50"].is_null(),
+        "{r}"
+    );
+    // `fewstep sample` writes the 8×8 images and every resolution of each sample side by side.
+    let samples = dir.join("samples");
+    let (model, o) = (
+        out.join("progressive").display().to_string(),
+        samples.display().to_string(),
+    );
+    ok(fewstep(&[
+        "--quiet", "sample", "--model", &model, "--n", "4", "--steps", "4", "--out", &o,
+    ]));
+    let img = image::open(samples.join("00000_c0.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (8, 8));
+    let grid = image::open(samples.join("grid-resolutions.png")).unwrap();
+    let single = image::open(samples.join("grid.png")).unwrap();
+    assert_eq!(grid.height(), single.height());
+    assert!(grid.width() > single.width(), "8×8 and 4×4 side by side");
+}
+
 #[test]
 fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
     let dir = temp_dir("pipeline");
@@ -430,20 +495,28 @@ fn tiny_pipeline_runs_every_stage_skips_and_resumes() {
 #[test]
 fn shipped_pipeline_config_plans_every_stage_and_bad_keys_are_named() {
     let dir = temp_dir("pipeline-plan");
-    let cfg = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/mnist-pipeline.toml");
     let out = dir.join("run");
-    let plan = ok(fewstep(&[
-        "pipeline",
-        "--config",
-        &cfg.display().to_string(),
-        "--out",
-        &out.display().to_string(),
-        "--dry-run",
-    ]));
-    for s in STAGES {
-        assert!(plan.contains(&format!("{s}: would run")), "{plan}");
+    for name in [
+        "mnist-pipeline.toml",
+        "nested-mnist-pipeline.toml",
+        "nested-digits-pipeline.toml",
+    ] {
+        let cfg = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("configs")
+            .join(name);
+        let plan = ok(fewstep(&[
+            "pipeline",
+            "--config",
+            &cfg.display().to_string(),
+            "--out",
+            &out.display().to_string(),
+            "--dry-run",
+        ]));
+        for s in STAGES {
+            assert!(plan.contains(&format!("{s}: would run")), "{name}: {plan}");
+        }
+        assert!(!out.exists(), "a dry run creates nothing");
     }
-    assert!(!out.exists(), "a dry run creates nothing");
     let bad = dir.join("bad.toml");
     std::fs::write(&bad, "[eval]\nsamples = 10\n").unwrap();
     let e = err(fewstep(&[

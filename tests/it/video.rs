@@ -114,6 +114,7 @@ fn clip_loss_is_the_mean_of_its_frame_losses_and_the_gaussian_value() {
         noise.clone(),
         &p,
         sd,
+        None,
     ));
     let mut frame_mean = vec![0.0f32; n];
     for t in 0..shape.frames {
@@ -126,6 +127,7 @@ fn clip_loss_is_the_mean_of_its_frame_losses_and_the_gaussian_value() {
             f(&noise),
             &p,
             sd,
+            None,
         ));
         for (m, v) in frame_mean.iter_mut().zip(l) {
             *m += v / shape.frames as f32;

@@ -3,14 +3,13 @@
 
 use std::path::{Path, PathBuf};
 
-use burn::module::{Module, ModuleMapper, Param};
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::module::Module;
+use burn::tensor::Device;
 use teacher::checkpoint::{Checkpoint, FORMAT_VERSION, Header, Lineage, module_bytes};
 use teacher::edm::precond::Precond;
 use teacher::edm::sigma_grid::SigmaGrid;
 use teacher::model::{ModelSpec, NetworkConfig};
 use teacher::recipe::{ModelKind, Recipe, WRange};
-use teacher::rng::{Stream, normals, rng};
 use teacher::unet::{ImageShape, UNetConfig};
 
 pub fn device() -> Device {
@@ -68,24 +67,6 @@ pub fn student_spec(precond: Precond) -> ModelSpec {
     tiny_spec(1, shape, precond)
 }
 
-struct Jitter(u64);
-
-impl ModuleMapper for Jitter {
-    fn map_float<const D: usize>(&mut self, p: Param<Tensor<D>>) -> Param<Tensor<D>> {
-        self.0 += 1;
-        let k = self.0;
-        p.map(|t| {
-            let shape = t.shape();
-            let n = shape.num_elements();
-            let noise = Tensor::<1>::from_data(
-                TensorData::new(normals(&mut rng(k, Stream::Eval, 7), n), [n]),
-                &t.device(),
-            );
-            t + noise.reshape(shape).mul_scalar(0.2)
-        })
-    }
-}
-
 /// The recipe of a test model of `kind` on the default Karras grid, students trained on
 /// w ∈ [0, 4]; a progressive student takes 2 steps on σ = (80, 1.2, 0).
 pub fn recipe(kind: ModelKind) -> Recipe {
@@ -107,7 +88,9 @@ pub fn recipe(kind: ModelKind) -> Recipe {
 pub fn save_model(dir: &Path, kind: ModelKind, spec: ModelSpec, seed: u64) -> PathBuf {
     let d = device();
     d.seed(seed);
-    let model = spec.init(&d).map(&mut Jitter(seed * 1000));
+    let model = spec
+        .init(&d)
+        .map(&mut teacher::testing::Jitter::new(seed * 1000, 7, 0.2));
     let header = Header {
         format: FORMAT_VERSION,
         recipe: recipe(kind),

@@ -103,6 +103,7 @@ fn time_training(
             randn(dims, ad),
             &cfg.diffusion.sigma_dist,
             cfg.diffusion.sigma_data,
+            None,
         )
         .mean();
         let _ = loss.clone().into_scalar::<f32>();

@@ -49,11 +49,15 @@ pub fn mean_per_example<const D: usize>(x: Tensor<D>) -> Tensor<1> {
     x.reshape([n as i32, -1]).mean_dim(1).reshape([n])
 }
 
-/// The EDM loss per example: λ(σ)·mean((D(y + σ·n; σ) − y)²) with σ = P.sigma(ε).
-/// `normals` (ε, `[n]`) and `noise` (n, shaped like y) come from the caller's seeded RNG.
+/// The EDM loss per example: λ(σ)·mean(m ⊙ (D(y + σ·n; σ) − y)²) with σ = P.sigma(ε).
+/// `normals` (ε, `[n]`) and `noise` (n, shaped like y) come from the caller's seeded RNG; the
+/// pixel weights m (`[1, c, h, w]`) turn the mean into a weighted sum over the parts of a joint
+/// state — the multi-resolution loss Σ_r w_r·λ·mean_r (`multires::Canvas::weight_map`); None
+/// is m = 1, EDM's loss.
 ///
 /// # Shapes
-/// - y, noise: `[n, c, h, w]`; normals: `[n]` → `[n]`
+/// - y, noise: `[n, c, h, w]`; normals: `[n]`; pixel_weights: `[1, c, h, w]` → `[n]`
+#[allow(clippy::too_many_arguments)]
 pub fn edm_loss(
     model: &impl Denoiser,
     y: Tensor<4>,
@@ -62,11 +66,15 @@ pub fn edm_loss(
     noise: Tensor<4>,
     p: &LogNormal,
     sigma_data: f64,
+    pixel_weights: Option<Tensor<4>>,
 ) -> Tensor<1> {
     let sigma = p.sigma(normals);
     let x = y.clone() + noise * per_example::<4>(sigma.clone());
     let d = model.denoise(x, sigma.clone(), cond);
-    weighted_error(d, y, sigma, sigma_data)
+    match pixel_weights {
+        None => weighted_error(d, y, sigma, sigma_data),
+        Some(m) => mean_per_example((d - y).square() * m) * loss_weight_t(sigma, sigma_data),
+    }
 }
 
 /// λ(σ)·mean((D − target)²) per example (EDM Eq. 2 with Table 1's λ): the teacher's loss with

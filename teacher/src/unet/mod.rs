@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod blocks;
 pub mod embedding;
+pub mod nested;
 pub mod temporal;
 
 use burn::module::Module;
@@ -518,22 +519,35 @@ impl UNet {
     /// # Shapes
     /// - x: `[n, c, h, w]` with h, w multiples of `size_multiple`, emb: `[n, e]` → `[n, c, h, w]`
     fn backbone(&self, x: Tensor<4>, emb: Tensor<2>) -> Tensor<4> {
+        self.backbone_with(x, emb, &mut Plain)
+    }
+
+    /// [`backbone`](Self::backbone) with `hooks` called where a nested network joins in: on
+    /// entering level k ≥ 1 (the downsampled features, before they become a skip) and on
+    /// leaving level k ≥ 1 of the decoder (before its upsample).
+    fn backbone_with(
+        &self,
+        x: Tensor<4>,
+        emb: Tensor<2>,
+        hooks: &mut impl LevelHooks,
+    ) -> Tensor<4> {
         let mut hcur = self.conv_in.forward(x);
         let mut skips = vec![hcur.clone()];
-        for level in &self.enc {
+        for (k, level) in self.enc.iter().enumerate() {
             for block in &level.blocks {
                 hcur = block.forward(hcur, emb.clone());
                 skips.push(hcur.clone());
             }
             if let Some(down) = &level.down {
-                hcur = down.forward(hcur);
+                hcur = hooks.enter(k + 1, down.forward(hcur));
                 skips.push(hcur.clone());
             }
         }
         for block in &self.mid {
             hcur = block.forward(hcur, emb.clone());
         }
-        for level in &self.dec {
+        let levels = self.dec.len();
+        for (i, level) in self.dec.iter().enumerate() {
             for block in &level.blocks {
                 let skip = skips
                     .pop()
@@ -541,9 +555,30 @@ impl UNet {
                 hcur = block.forward(Tensor::cat(vec![hcur, skip], 1), emb.clone());
             }
             if let Some(up) = &level.up {
-                hcur = up.forward(hcur);
+                hcur = up.forward(hooks.leave(levels - 1 - i, hcur));
             }
         }
         self.conv_out.forward(silu(self.norm_out.forward(hcur)))
+    }
+}
+
+/// Where a network nested around the U-Net's levels joins in ([`UNet::backbone_with`]).
+trait LevelHooks {
+    /// Entering encoder level `k` (≥ 1) with the downsampled features `h`; returns the features
+    /// the level runs on (and keeps as its first skip).
+    fn enter(&mut self, k: usize, h: Tensor<4>) -> Tensor<4>;
+    /// Leaving decoder level `k` (≥ 1) with its features `h`; returns what is upsampled.
+    fn leave(&mut self, k: usize, h: Tensor<4>) -> Tensor<4>;
+}
+
+/// The plain U-Net: no hooks.
+struct Plain;
+
+impl LevelHooks for Plain {
+    fn enter(&mut self, _k: usize, h: Tensor<4>) -> Tensor<4> {
+        h
+    }
+    fn leave(&mut self, _k: usize, h: Tensor<4>) -> Tensor<4> {
+        h
     }
 }
