@@ -70,6 +70,7 @@ impl NestedUNetConfig {
     /// Reject images this network cannot take: clips, images larger than B, resolutions that are
     /// no level of the U-Net.
     pub fn check_shape(&self, image: ImageShape) -> Result<()> {
+        self.multires.validate()?;
         let sides = &self.multires.resolutions;
         let b = sides[0];
         if image.is_clip() {
