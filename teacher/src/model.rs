@@ -103,12 +103,6 @@ impl NetworkConfig {
         }
     }
 
-    /// The shape of the state the denoiser takes for images of `image`: the image itself, or
-    /// its multi-resolution canvas.
-    pub fn state_shape(&self, image: ImageShape) -> ImageShape {
-        self.canvas(image).map_or(image, |c| c.shape())
-    }
-
     /// The training set as the denoiser sees it: `data` itself, or every image as its canvas.
     pub fn prepare(&self, data: Dataset) -> Dataset {
         match self.canvas(data.shape) {
@@ -175,7 +169,6 @@ impl ModelSpec {
             sigma_data: self.sigma_data,
             num_classes: self.num_classes,
             shape: self.shape,
-            state: self.net.state_shape(self.shape),
         }
     }
 }
@@ -190,9 +183,6 @@ pub struct EdmModel {
     /// The images' shape (what the model generates).
     #[module(skip)]
     pub shape: ImageShape,
-    /// The shape of the state x it denoises: the image's, or its multi-resolution canvas.
-    #[module(skip)]
-    pub state: ImageShape,
 }
 
 impl EdmModel {
@@ -220,7 +210,10 @@ impl EdmModel {
 
     /// The shape of one example of the state the model denoises (noise is drawn in it).
     pub fn example_shape(&self) -> ImageShape {
-        self.state
+        match &self.net {
+            Network::UNet(_) => self.shape,
+            Network::NestedUNet(n) => n.canvas().shape(),
+        }
     }
 
     /// The shape of the images the model generates.

@@ -214,7 +214,7 @@ pub fn sample_checkpoint_each<E: From<crate::Error>>(
 }
 
 /// [`sample_checkpoint_each`] handing on `output`: images, or final states
-/// (`ck.header.spec.net.state_shape(…)` each).
+/// (shaped as the model's `example_shape()`).
 pub fn sample_checkpoint_as<E: From<crate::Error>>(
     ck: &Checkpoint,
     spec: &SampleSpec,

@@ -24,7 +24,7 @@ fn config(resolutions: Vec<usize>) -> MultiResConfig {
     }
 }
 
-fn values(t: Tensor<4>) -> Vec<f32> {
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data()
         .convert::<f32>()
         .try_into_vec::<f32>()
@@ -116,7 +116,7 @@ fn multi_resolution_loss_is_the_weighted_sum_of_single_resolution_losses() {
         LogNormal::default(),
         [1.0, 0.5, 2.0],
     );
-    let total = values1(edm_loss(
+    let total = values(edm_loss(
         &ideal,
         y.clone(),
         &cond,
@@ -129,7 +129,7 @@ fn multi_resolution_loss_is_the_weighted_sum_of_single_resolution_losses() {
     let (ys, ns) = (c.split(y), c.split(noise));
     let mut sum = vec![0.0f64; n];
     for r in 0..3 {
-        let l = values1(edm_loss(
+        let l = values(edm_loss(
             &ideal,
             ys[r].clone(),
             &cond,
@@ -149,13 +149,6 @@ fn multi_resolution_loss_is_the_weighted_sum_of_single_resolution_losses() {
             "{total:?} vs {sum:?}"
         );
     }
-}
-
-fn values1(t: Tensor<1>) -> Vec<f32> {
-    t.into_data()
-        .convert::<f32>()
-        .try_into_vec::<f32>()
-        .unwrap()
 }
 
 #[test]

@@ -71,10 +71,7 @@ pub fn edm_loss(
     let sigma = p.sigma(normals);
     let x = y.clone() + noise * per_example::<4>(sigma.clone());
     let d = model.denoise(x, sigma.clone(), cond);
-    match pixel_weights {
-        None => weighted_error(d, y, sigma, sigma_data),
-        Some(m) => mean_per_example((d - y).square() * m) * loss_weight_t(sigma, sigma_data),
-    }
+    weighted_error_map(d, y, sigma, sigma_data, pixel_weights)
 }
 
 /// λ(σ)·mean((D − target)²) per example (EDM Eq. 2 with Table 1's λ): the teacher's loss with
@@ -88,6 +85,22 @@ pub fn weighted_error<const D: usize>(
     sigma: Tensor<1>,
     sigma_data: f64,
 ) -> Tensor<1> {
-    let weight = loss_weight_t(sigma, sigma_data);
-    mean_per_example((denoised - target).square()) * weight
+    weighted_error_map(denoised, target, sigma, sigma_data, None)
+}
+
+/// λ(σ)·mean(m ⊙ (D − target)²) per example: [`weighted_error`] with pixel weights m
+/// (`[1, …]`, broadcast over the batch; None: m = 1).
+pub fn weighted_error_map<const D: usize>(
+    denoised: Tensor<D>,
+    target: Tensor<D>,
+    sigma: Tensor<1>,
+    sigma_data: f64,
+    pixel_weights: Option<Tensor<D>>,
+) -> Tensor<1> {
+    let err = (denoised - target).square();
+    let err = match pixel_weights {
+        None => err,
+        Some(m) => err * m,
+    };
+    mean_per_example(err) * loss_weight_t(sigma, sigma_data)
 }
