@@ -129,6 +129,11 @@ pub enum Command {
         #[command(subcommand)]
         command: crate::export_cmd::ExportCommand,
     },
+    /// Latent diffusion (Unified Latents): measure a stage-1 autoencoder run.
+    Latent {
+        #[command(subcommand)]
+        command: crate::latent_cmd::LatentCommand,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -212,6 +217,13 @@ pub struct SampleArgs {
     /// Images per forward batch (memory vs speed; results do not depend on it).
     #[arg(long, default_value_t = 250)]
     pub batch: usize,
+    /// A model of latents: decode with this run's decoder (the stage-1 run or one distilled
+    /// from it) instead of the chain's `[data.latents]` one.
+    #[arg(long)]
+    pub decoder: Option<PathBuf>,
+    /// A model of latents: steps of the decoder's sampler (default: the chain's `decoder_steps`).
+    #[arg(long)]
+    pub decoder_steps: Option<usize>,
     /// Output directory.
     #[arg(long)]
     pub out: PathBuf,

@@ -39,6 +39,7 @@ pub fn run(cli: Cli, world: World) -> Result<()> {
         Command::Eval { command } => eval_cmd(command, device, quiet, world),
         Command::Pipeline(args) => pipeline::run::run_pipeline(&args.settings(device, quiet)?),
         Command::Export { command } => crate::export_cmd::run(command, device),
+        Command::Latent { command } => crate::latent_cmd::run(command, device),
     }
 }
 

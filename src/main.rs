@@ -3,6 +3,7 @@
 mod cli;
 mod commands;
 mod export_cmd;
+mod latent_cmd;
 mod settings;
 
 use std::process::ExitCode;

@@ -38,7 +38,16 @@ impl SampleArgs {
             guidance: self.guidance,
             seed: self.seed,
             batch_size: self.batch,
+            decoder: (self.decoder.is_some() || self.decoder_steps.is_some()).then(|| {
+                teacher::latent::source::DecoderChoice {
+                    run: self.decoder.clone(),
+                    steps: self.decoder_steps,
+                }
+            }),
         };
+        if self.decoder_steps == Some(0) {
+            bail!("`--decoder-steps 0`: give at least 1 step");
+        }
         Ok(SampleSettings {
             model: self.model.clone(),
             spec,

@@ -221,6 +221,7 @@ pub fn capture_sampler(
         let cond = teacher::edm::Cond {
             class: t.class.clone()?,
             extra: t.w.clone(),
+            latent: None,
         };
         // The images the sampler generates (a multi-resolution model's full-resolution copy).
         Some(m.to_images(run_plan(m, plan, &noises, &cond).x))

@@ -121,6 +121,7 @@ impl Batch {
                     guidance: u.guidance,
                     seed,
                     batch_size: self.n,
+                    decoder: None,
                 };
                 Ok(
                     teacher::sample::sample_checkpoint(&source.checkpoint, &spec, device)?
@@ -154,6 +155,7 @@ impl Batch {
                 .w
                 .as_ref()
                 .map(|w| Tensor::<1>::from_data(TensorData::new(w.clone(), [self.n]), device)),
+            latent: None,
         };
         let x = teacher::recipe::run_plan(&source.model, &u.plan, &noises, &cond).x;
         source

@@ -46,6 +46,13 @@ impl Source {
         let path = teacher::runs::resolve_model(run, steps.unwrap_or(0))?;
         let checkpoint = Checkpoint::load(&path)?;
         let model = checkpoint.inference_model(device)?;
+        if matches!(model.net, teacher::model::Network::LatentAutoencoder(_)) {
+            return Err(ExportError::Invalid(format!(
+                "`{}` is a latent autoencoder: its decoder takes the latent z₀ as an input, which \
+                 export does not build yet; export the base model (or its students) over latents instead",
+                path.display()
+            )));
+        }
         let inputs = inputs_of(checkpoint.header.kind());
         Ok(Self {
             path,
@@ -65,6 +72,13 @@ impl Source {
             )));
         }
         let mut s = Self::load(run, Some(steps), device)?;
+        if s.checkpoint.header.teacher_config()?.data.source == teacher::data::DataSource::Latents {
+            return Err(ExportError::Invalid(format!(
+                "`{}` samples latents: its unrolled serving graph (prior steps + decoder steps) is \
+                 not built yet; export its denoiser without `--unroll-steps`",
+                s.path.display()
+            )));
+        }
         let plan = s.checkpoint.header.recipe.plan(steps, None, w)?;
         let mut inputs = vec![Input::Noise, Input::Class];
         if s.kind() != ModelKind::Teacher {

@@ -51,7 +51,7 @@ impl SampleSet {
                 let ck = Checkpoint::load(&resolve_model(run, *steps)?)?;
                 let spec = SampleSpec::eval(*n, *steps, *guidance, *seed, 250);
                 let (s, _) = sample_checkpoint(&ck, &spec, device)?;
-                Ok((s.images, s.classes, ck.header.spec.shape))
+                Ok((s.images, s.classes, teacher::sample::output_shape(&ck)?))
             }
         }
     }

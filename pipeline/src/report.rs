@@ -282,7 +282,7 @@ fn draw_samples(
     s: &CachedSet,
     ck: &Checkpoint,
 ) -> Result<(String, Option<String>, Option<Clip>)> {
-    let shape = ck.header.spec.shape;
+    let shape = teacher::sample::output_shape(ck)?;
     let imgs: Vec<&[f32]> = s.images.chunks(shape.len()).take(GRID_SAMPLES).collect();
     let cols = ck.header.spec.num_classes.min(GRID_SAMPLES);
     let grid_file = format!("grid-{name}-{steps:03}.png");
@@ -315,7 +315,7 @@ fn model_row(
 ) -> Result<(Row, Option<Clip>)> {
     let name = ck.header.kind().name().to_string();
     let s = scoring.sample(ck, steps, None, args.guidance, args.n)?;
-    let shape = ck.header.spec.shape;
+    let shape = teacher::sample::output_shape(ck)?;
     let scored = scoring.score(&s.images, &s.classes, shape, &format!("{name}-{steps}"))?;
     let (grid, animation, first_clip) = draw_samples(&args.out, &name, steps, &s, ck)?;
     let config_hash =
@@ -398,7 +398,7 @@ pub fn report_with(
         );
     }
     args.verdict.validate()?;
-    let example = Checkpoint::load(&todo[0].0)?.header.spec.shape;
+    let example = teacher::sample::output_shape(&Checkpoint::load(&todo[0].0)?)?;
     let scoring = Scoring::new(args, example, device)?;
     // Written beside `--out` and swapped in whole: a killed report leaves the old one whole
     // (its samples stay in the cache, so the next run resumes).

@@ -212,7 +212,7 @@ fn sample_chunk(
     let t = Instant::now();
     let (s, plan) = sample_checkpoint(ck, &spec, device)?;
     let secs = t.elapsed().as_secs_f64();
-    let len = ck.header.spec.shape.len();
+    let len = teacher::sample::output_shape(ck)?.len();
     write_npy(
         &chunk_path(folder, first),
         &[n, len],
@@ -236,7 +236,7 @@ fn read_chunk(
     ck: &Checkpoint,
 ) -> Result<Vec<f32>> {
     let path = chunk_path(folder, first);
-    let per = ck.header.spec.shape.len();
+    let per = teacher::sample::output_shape(ck)?.len();
     let damaged = || {
         anyhow::anyhow!(
             "`{}` is damaged or missing: delete `{}` to sample the set again",

@@ -57,7 +57,7 @@ pub fn sample_to_folder(settings: &SampleSettings, device: &Device) -> Result<St
     let staged = teacher::staged::StagedFolder::begin(&settings.out, "samples.json")?;
     let dir = staged.path();
     let t = Instant::now();
-    let shape = ck.header.spec.shape;
+    let shape = teacher::sample::output_shape(&ck)?;
     // Each batch goes to disk as it is done; only the grid's first images are kept.
     let mut shown = Vec::new();
     let (nfe, plan) =

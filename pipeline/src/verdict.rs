@@ -143,7 +143,12 @@ fn sweep_point(
     let name = ck.header.kind().name();
     let label = format!("sweep-{name}-{steps}-w{w}");
     let m = scoring
-        .score(&s.images, &s.classes, ck.header.spec.shape, &label)?
+        .score(
+            &s.images,
+            &s.classes,
+            teacher::sample::output_shape(ck)?,
+            &label,
+        )?
         .metrics;
     Ok(GuidancePoint {
         name: name.to_string(),
@@ -235,7 +240,12 @@ fn solver_curve(
         )?;
         let label = format!("curve-{}-{steps}", sampler.name());
         let m = scoring
-            .score(&s.images, &s.classes, ck.header.spec.shape, &label)?
+            .score(
+                &s.images,
+                &s.classes,
+                teacher::sample::output_shape(ck)?,
+                &label,
+            )?
             .metrics;
         let kid = m.kid.clone().expect("score computes KID");
         out.push(SolverPoint {
@@ -316,7 +326,7 @@ fn equal_quality(
         .map(|i| teacher::sample::ClassChoice::All.class_of(i, k))
         .collect();
     let label = format!("eq-{}-{}-n{n}", student.result.name, student.result.steps);
-    let shape = ck.header.spec.shape;
+    let shape = teacher::sample::output_shape(&ck)?;
     let m = scoring
         .score(&student.images[..n * len], &classes, shape, &label)?
         .metrics;

@@ -70,7 +70,8 @@ impl Method for CdStep<'_> {
             t.seed,
             step,
             &self.device,
-        );
+        )
+        .with_latent(self.teacher.model(), t.seed, step);
         // Karras levels σ_max = s[0] > … > s[N−1] = σ_min; pick adjacent σ_{n+1} = s[k] > σ_n = s[k+1]
         // (for the global batch, then this rank's rows kept).
         let levels = self.grid.levels(self.cfg.grid.at(step, self.total));
@@ -96,6 +97,7 @@ impl Method for CdStep<'_> {
             class: b.class,
             w: b.w,
             target: f_target,
+            latent: b.latent.clone(),
         };
         let (f, f_target, _) = r.predict(model, &self.device.clone().autodiff());
         Ok(distance(f, f_target, self.cfg.metric))

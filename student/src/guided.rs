@@ -48,7 +48,8 @@ impl Method for GuidedStep<'_> {
             t.seed,
             step,
             &self.device,
-        );
+        )
+        .with_latent(self.teacher.model(), t.seed, step);
         let n = shard.global;
         // σ ~ logNormal(P_mean, P_std), x = y + σ·noise (drawn for the global batch).
         let eps = normals(&mut b.rng, n);
@@ -66,6 +67,7 @@ impl Method for GuidedStep<'_> {
             class: b.class,
             w: b.w,
             target,
+            latent: b.latent.clone(),
         };
         Ok(r.weighted_error(model, &self.device.clone().autodiff()))
     }

@@ -42,11 +42,17 @@ impl Denoiser for GuidedTeacher {
             .clone()
             .expect("a guided denoiser needs w in cond.extra");
         match self {
-            GuidedTeacher::WInput(m) => m.forward(x, sigma, cond.class.clone(), Some(w)),
+            GuidedTeacher::WInput(m) => {
+                let with_w = Cond {
+                    extra: Some(w),
+                    ..cond.clone()
+                };
+                m.denoise(x, sigma, &with_w)
+            }
             GuidedTeacher::Cfg(m) => {
                 let class_only = Cond {
-                    class: cond.class.clone(),
                     extra: None,
+                    ..cond.clone()
                 };
                 let (d_cond, d_uncond) = cond_and_uncond(m, x, sigma, &class_only, m.null_class());
                 cfg_per_example(d_uncond, d_cond, w)

@@ -63,7 +63,11 @@ impl Method for RoundStep<'_> {
         shard: &Shard,
     ) -> Result<Tensor<1>> {
         let t = self.train;
-        let mut b = draw(self.data, t.batch_size, &self.w, t.seed, step, &self.device);
+        let mut b = draw(self.data, t.batch_size, &self.w, t.seed, step, &self.device).with_latent(
+            self.teacher.model(),
+            t.seed,
+            step,
+        );
         let student_steps = (self.sigmas.len() - 1) / 2;
         // Per example a student step j: σ_i = s[2j], σ_{i+1} = s[2j+1], σ_{i+2} = s[2j+2]
         // (drawn for the global batch, then this rank's rows kept).
@@ -93,6 +97,7 @@ impl Method for RoundStep<'_> {
             class: b.class,
             w: b.w,
             target,
+            latent: b.latent.clone(),
         };
         Ok(r.weighted_error(model, &self.device.clone().autodiff()))
     }

@@ -11,6 +11,8 @@ use teacher::data::{Dataset, Split};
 use teacher::edm::Cond;
 use teacher::edm::loss::weighted_error;
 use teacher::error::{Error, Result};
+use teacher::latent::channel::noisy_latent;
+use teacher::latent::stage1::LatentDraws;
 use teacher::model::EdmModel;
 use teacher::recipe::{ModelKind, WRange};
 use teacher::rng::{Stream, normals, rng};
@@ -79,14 +81,16 @@ impl Source {
     }
 }
 
-/// One distillation batch: clean images y, their labels, unit noise, w per example, and the
-/// RNG left over for stage-specific draws (σ or grid indices).
+/// One distillation batch: clean images y, their labels, unit noise, w per example, the RNG
+/// left over for stage-specific draws (σ or grid indices), and for a latent decoder the
+/// condition z₀ of each image.
 pub struct StudentBatch {
     pub y: Tensor<4>,
     pub class: Tensor<1, Int>,
     pub noise: Tensor<4>,
     pub w: Tensor<1>,
     pub rng: rand::rngs::StdRng,
+    pub latent: Option<Tensor<4>>,
 }
 
 impl StudentBatch {
@@ -99,7 +103,22 @@ impl StudentBatch {
             noise: shard.rows(self.noise),
             w: shard.rows(self.w),
             rng: self.rng,
+            latent: self.latent.map(|z| shard.rows(z)),
         }
+    }
+
+    /// The batch with z₀ = E(y) + σ₀·ε when `teacher` is a latent decoder (Unified Latents'
+    /// stage 1: its frozen encoder, the channel noise of step `step`'s own stream), so a
+    /// decoder distils like any denoiser; unchanged for every other teacher.
+    pub fn with_latent(mut self, teacher: &EdmModel, seed: u64, step: u64) -> Self {
+        if let teacher::model::Network::LatentAutoencoder(ae) = &teacher.net {
+            let z = ae.encode(self.y.clone());
+            let [n, c, h, w] = z.dims();
+            let shape = teacher::unet::ImageShape::image(c, h, w);
+            let d = LatentDraws::draw(seed, step, n, shape, &z.device());
+            self.latent = Some(noisy_latent(z, d.channel, ae.sigma0));
+        }
+        self
     }
 
     /// The batch's conditioning for a guided denoiser: its classes, and its w as `extra`.
@@ -107,6 +126,7 @@ impl StudentBatch {
         Cond {
             class: self.class.clone(),
             extra: Some(self.w.clone()),
+            latent: self.latent.clone(),
         }
     }
 }
@@ -140,6 +160,7 @@ pub fn draw(
         noise: Tensor::from_data(TensorData::new(noise, dims), device),
         w: Tensor::from_data(TensorData::new(ws, [batch]), device),
         rng: r,
+        latent: None,
     }
 }
 
@@ -162,6 +183,8 @@ pub struct Regression {
     pub class: Tensor<1, Int>,
     pub w: Tensor<1>,
     pub target: Tensor<4>,
+    /// A latent decoder's condition z₀ (None for every other model).
+    pub latent: Option<Tensor<4>>,
 }
 
 impl Regression {
@@ -169,7 +192,8 @@ impl Regression {
     pub fn predict(self, model: &EdmModel, ad: &Device) -> (Tensor<4>, Tensor<4>, Tensor<1>) {
         let sigma = onto(self.sigma, ad);
         let (class, w) = (onto_int(self.class, ad), Some(onto(self.w, ad)));
-        let d = model.forward(onto(self.x, ad), sigma.clone(), class, w);
+        let latent = self.latent.map(|z| onto(z, ad));
+        let d = model.forward_with(onto(self.x, ad), sigma.clone(), class, w, latent);
         (d, onto(self.target, ad), sigma)
     }
 

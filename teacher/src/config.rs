@@ -6,7 +6,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::data::DataConfig;
-use crate::edm::loss::LogNormal;
+use crate::edm::loss::{LogNormal, TrainingLoss};
 use crate::edm::sigma_grid::SigmaGrid;
 use crate::error::{Error, Result};
 use crate::model::NetworkConfig;
@@ -24,6 +24,10 @@ pub struct DiffusionConfig {
     pub sigma_dist: LogNormal,
     /// Sampling σ grid (EDM: σ_min = 0.002, σ_max = 80, ρ = 7).
     pub grid: SigmaGrid,
+    /// `[diffusion.loss]`: the training noise levels and their weights (default EDM's:
+    /// `sigma_dist` with λ(σ); `kind = "sigmoid"`: the sigmoid-weighted ELBO, docs/latent.md).
+    #[serde(skip_serializing_if = "TrainingLoss::is_edm")]
+    pub loss: TrainingLoss,
 }
 
 impl Default for DiffusionConfig {
@@ -33,6 +37,7 @@ impl Default for DiffusionConfig {
             p_uncond: 0.1,
             sigma_dist: LogNormal::default(),
             grid: SigmaGrid::default(),
+            loss: TrainingLoss::Edm,
         }
     }
 }
@@ -255,7 +260,9 @@ impl TeacherConfig {
         if g.rho.is_nan() || g.rho <= 0.0 {
             return Err(Error::value("diffusion.grid.rho", g.rho, "must be > 0"));
         }
+        d.loss.validate()?;
         self.train.validate("train")?;
+        self.data.validate_latents(&self.model)?;
         if self.data.channels != 1 && self.data.channels != 3 {
             return Err(Error::value(
                 "data.channels",

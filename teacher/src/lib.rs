@@ -11,6 +11,7 @@ pub mod edm;
 pub mod ema;
 pub mod error;
 pub mod image_io;
+pub mod latent;
 pub mod lock;
 pub mod model;
 pub mod multires;

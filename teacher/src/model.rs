@@ -10,6 +10,7 @@ use crate::data::Dataset;
 use crate::edm::precond::{Precond, combine};
 use crate::edm::{Cond, Denoiser};
 use crate::error::Result;
+use crate::latent::{LatentAutoencoder, LatentAutoencoderConfig};
 use crate::multires::{Canvas, curriculum};
 use crate::unet::nested::{NestedUNet, NestedUNetConfig};
 use crate::unet::{ImageShape, UNet, UNetConfig};
@@ -28,6 +29,10 @@ pub enum NetworkConfig {
     /// (`teacher/src/unet/nested.rs`); its examples are multi-resolution canvases.
     #[serde(rename = "nested_unet")]
     NestedUNet(NestedUNetConfig),
+    /// Unified Latents' stage 1 (`teacher/src/latent/`): encoder, diffusion decoder and prior;
+    /// as a denoiser it is the decoder D(x; σ, z₀).
+    #[serde(rename = "latent_autoencoder")]
+    LatentAutoencoder(LatentAutoencoderConfig),
 }
 
 impl Default for NetworkConfig {
@@ -46,6 +51,8 @@ impl<'de> Deserialize<'de> for NetworkConfig {
             UNet(UNetConfig),
             #[serde(rename = "nested_unet")]
             NestedUNet(NestedUNetConfig),
+            #[serde(rename = "latent_autoencoder")]
+            LatentAutoencoder(LatentAutoencoderConfig),
         }
         let mut v = serde_json::Value::deserialize(d)?;
         if let Some(m) = v.as_object_mut() {
@@ -55,6 +62,7 @@ impl<'de> Deserialize<'de> for NetworkConfig {
             match Tagged::deserialize(v).map_err(serde::de::Error::custom)? {
                 Tagged::UNet(c) => NetworkConfig::UNet(c),
                 Tagged::NestedUNet(c) => NetworkConfig::NestedUNet(c),
+                Tagged::LatentAutoencoder(c) => NetworkConfig::LatentAutoencoder(c),
             },
         )
     }
@@ -66,6 +74,9 @@ impl NetworkConfig {
         match self {
             NetworkConfig::UNet(c) => Network::UNet(c.init(shape, num_classes, device)),
             NetworkConfig::NestedUNet(c) => Network::NestedUNet(c.init(shape, num_classes, device)),
+            NetworkConfig::LatentAutoencoder(c) => {
+                Network::LatentAutoencoder(c.init(shape, num_classes, device))
+            }
         }
     }
 
@@ -74,6 +85,7 @@ impl NetworkConfig {
         match self {
             NetworkConfig::UNet(c) => c.validate(),
             NetworkConfig::NestedUNet(c) => c.validate(),
+            NetworkConfig::LatentAutoencoder(c) => c.validate(),
         }
     }
 
@@ -83,6 +95,7 @@ impl NetworkConfig {
         match self {
             NetworkConfig::UNet(c) => c.check_shape(shape),
             NetworkConfig::NestedUNet(c) => c.check_shape(shape),
+            NetworkConfig::LatentAutoencoder(c) => c.check_shape(shape),
         }
     }
 
@@ -90,7 +103,7 @@ impl NetworkConfig {
     pub fn unet(&self) -> Option<&UNetConfig> {
         match self {
             NetworkConfig::UNet(c) => Some(c),
-            NetworkConfig::NestedUNet(_) => None,
+            NetworkConfig::NestedUNet(_) | NetworkConfig::LatentAutoencoder(_) => None,
         }
     }
 
@@ -98,7 +111,7 @@ impl NetworkConfig {
     /// networks, whose examples are the images themselves.
     pub fn canvas(&self, image: ImageShape) -> Option<Canvas> {
         match self {
-            NetworkConfig::UNet(_) => None,
+            NetworkConfig::UNet(_) | NetworkConfig::LatentAutoencoder(_) => None,
             NetworkConfig::NestedUNet(c) => Some(c.canvas(image)),
         }
     }
@@ -115,7 +128,7 @@ impl NetworkConfig {
     /// loss with its curriculum, `[1, C, H, W]`); None: the plain mean over pixels.
     pub fn loss_weights(&self, image: ImageShape, step: u64, device: &Device) -> Option<Tensor<4>> {
         match self {
-            NetworkConfig::UNet(_) => None,
+            NetworkConfig::UNet(_) | NetworkConfig::LatentAutoencoder(_) => None,
             NetworkConfig::NestedUNet(c) => {
                 let m = &c.multires;
                 let w = curriculum::weights_at(&m.loss_weights, &m.start_steps, step);
@@ -126,25 +139,31 @@ impl NetworkConfig {
 }
 
 /// The network F(c_in·x; c_noise, class, w), one variant per [`NetworkConfig`] variant.
+// One network per model, built once and moved rarely: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Module, Debug)]
 pub enum Network {
     UNet(UNet),
     NestedUNet(NestedUNet),
+    LatentAutoencoder(LatentAutoencoder),
 }
 
 impl Network {
     /// # Shapes
-    /// - x: `[n, c, h, w]`, c_noise, class, extra: `[n]` → `[n, c, h, w]`
+    /// - x: `[n, c, h, w]`, c_noise, class, extra: `[n]`, latent: `[n, c_z, h_z, w_z]` (a
+    ///   latent decoder's z₀; ignored by the others) → `[n, c, h, w]`
     pub fn forward(
         &self,
         x: Tensor<4>,
         c_noise: Tensor<1>,
         class: Tensor<1, Int>,
         extra: Option<Tensor<1>>,
+        latent: Option<Tensor<4>>,
     ) -> Tensor<4> {
         match self {
             Network::UNet(u) => u.forward(x, c_noise, class, extra),
             Network::NestedUNet(u) => u.forward(x, c_noise, class, extra),
+            Network::LatentAutoencoder(a) => a.forward(x, latent, c_noise, class, extra),
         }
     }
 }
@@ -197,12 +216,29 @@ impl EdmModel {
         class: Tensor<1, Int>,
         extra: Option<Tensor<1>>,
     ) -> Tensor<4> {
+        self.forward_with(x, sigma, class, extra, None)
+    }
+
+    /// D(x; σ, class, extra, z₀): [`forward`](Self::forward) with a latent decoder's condition.
+    ///
+    /// # Shapes
+    /// - as `forward`; latent: `[n, c_z, h_z, w_z]`
+    pub fn forward_with(
+        &self,
+        x: Tensor<4>,
+        sigma: Tensor<1>,
+        class: Tensor<1, Int>,
+        extra: Option<Tensor<1>>,
+        latent: Option<Tensor<4>>,
+    ) -> Tensor<4> {
         let s = self.precond.scalings(sigma, self.sigma_data);
         let x_in = x.clone() * crate::edm::per_example::<4>(s.c_in.clone());
-        let f = self.net.forward(x_in, s.c_noise.clone(), class, extra);
+        let f = self
+            .net
+            .forward(x_in, s.c_noise.clone(), class, extra, latent);
         let d = combine(x, f, &s);
         match &self.net {
-            Network::UNet(_) => d,
+            Network::UNet(_) | Network::LatentAutoencoder(_) => d,
             // D = 0 = y on the canvas's unused corner (`multires::canvas`).
             Network::NestedUNet(n) => n.canvas().restrict(d),
         }
@@ -211,7 +247,7 @@ impl EdmModel {
     /// The shape of one example of the state the model denoises (noise is drawn in it).
     pub fn example_shape(&self) -> ImageShape {
         match &self.net {
-            Network::UNet(_) => self.shape,
+            Network::UNet(_) | Network::LatentAutoencoder(_) => self.shape,
             Network::NestedUNet(n) => n.canvas().shape(),
         }
     }
@@ -227,7 +263,7 @@ impl EdmModel {
     /// - x: `[n, …state]` → `[n, …image]`
     pub fn to_images(&self, x: Tensor<4>) -> Tensor<4> {
         match &self.net {
-            Network::UNet(_) => x,
+            Network::UNet(_) | Network::LatentAutoencoder(_) => x,
             Network::NestedUNet(n) => n.canvas().images(x),
         }
     }
@@ -240,6 +276,7 @@ impl EdmModel {
 
 impl Denoiser for EdmModel {
     fn denoise(&self, x: Tensor<4>, sigma: Tensor<1>, cond: &Cond) -> Tensor<4> {
-        self.forward(x, sigma, cond.class.clone(), cond.extra.clone())
+        let (class, extra) = (cond.class.clone(), cond.extra.clone());
+        self.forward_with(x, sigma, class, extra, cond.latent.clone())
     }
 }

@@ -309,6 +309,7 @@ impl SamplerPlan {
                 Cond {
                     class: class_cond.class.clone(),
                     extra: Some(Tensor::full([n], w, &class_cond.class.device())),
+                    latent: class_cond.latent.clone(),
                 }
             }
         }

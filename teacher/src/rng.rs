@@ -21,6 +21,8 @@ pub enum Stream {
     Eval = 5,
     /// Synthetic data (moving-digits clips: which digits, where, how fast).
     Data = 6,
+    /// A latent autoencoder's training draws beyond the image batch (channel noise, prior σ).
+    Latent = 7,
 }
 
 /// SplitMix64 finaliser (Steele et al. 2014): a bijective mix so nearby inputs give unrelated seeds.

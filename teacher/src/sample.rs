@@ -70,6 +70,9 @@ pub struct SampleSpec {
     pub guidance: f64,
     pub seed: u64,
     pub batch_size: usize,
+    /// A model of latents: which decoder turns its samples into images (None: the chain's
+    /// `[data.latents]`); ignored for models of images.
+    pub decoder: Option<crate::latent::source::DecoderChoice>,
 }
 
 impl SampleSpec {
@@ -85,6 +88,7 @@ impl SampleSpec {
             guidance,
             seed,
             batch_size,
+            decoder: None,
         }
     }
 }
@@ -116,6 +120,7 @@ pub fn guided_sample(
                 .zeros_like()
                 .add_scalar(model.null_class() as i64),
             extra: None,
+            latent: cond.latent.clone(),
         };
         sample(model, noise, sigmas, sampler, &uncond)
     } else {
@@ -159,6 +164,7 @@ pub fn for_each_batch<E>(
         let cond = Cond {
             class: Tensor::<1, Int>::from_data(TensorData::new(labels, [b]), device),
             extra: None,
+            latent: None,
         };
         let out = f(noise, &cond, first..first + b);
         nfe = out.nfe;
@@ -227,8 +233,25 @@ pub fn sample_checkpoint_as<E: From<crate::Error>>(
         .recipe
         .plan(spec.steps, spec.sampler, spec.guidance)?;
     let model = ck.inference_model(device)?;
+    if matches!(model.net, crate::model::Network::LatentAutoencoder(_)) {
+        return Err(crate::Error::Invalid(
+            "this run is a latent autoencoder (Unified Latents' stage 1, or a decoder distilled \
+             from one): its decoder samples images of given latents, not from noise alone; sample \
+             the base model trained on its latents (`[data] source = \"latents\"`), or measure \
+             it with `fewstep latent measure`"
+                .to_string(),
+        )
+        .into());
+    }
     let shape = model.example_shape();
     let len = shape.len();
+    // A latent model's samples are latents; as images they go through its decoder.
+    let decoding = match output {
+        Output::Images => {
+            crate::latent::source::decoding_of(&ck.header, spec.decoder.as_ref(), device)?
+        }
+        Output::States => None,
+    };
     let run = |noise, cond: &Cond, range: std::ops::Range<usize>| {
         let n = range.len();
         let dims = [n, shape.planes(), shape.height, shape.width];
@@ -241,10 +264,24 @@ pub fn sample_checkpoint_as<E: From<crate::Error>>(
         if output == Output::Images {
             out.x = model.to_images(out.x);
         }
+        if let Some(d) = &decoding {
+            out.x = d.decode(out.x, range.start, spec.seed);
+            out.nfe += d.nfe();
+        }
         out
     };
     let nfe = for_each_batch(spec, shape, model.num_classes, device, run, sink)?;
     Ok((nfe, plan))
+}
+
+/// The shape of the images sampling `ck` hands on: its examples', or for a model of latents
+/// the images its decoder makes.
+pub fn output_shape(ck: &Checkpoint) -> Result<ImageShape> {
+    let cfg = ck.header.teacher_config()?;
+    match cfg.data.source {
+        crate::data::DataSource::Latents => cfg.data.latent_source()?.image_shape(),
+        _ => Ok(ck.header.spec.shape),
+    }
 }
 
 /// A model as a plain denoiser, for callers that hold one behind a reference.

@@ -21,11 +21,11 @@ use crate::config::{TeacherConfig, TrainConfig};
 use crate::data::{Dataset, Split};
 use crate::dist::{Shard, World};
 use crate::edm::Cond;
-use crate::edm::loss::edm_loss;
 use crate::edm::precond::Precond;
 use crate::ema::{ema_beta, ema_update};
 use crate::error::{Error, Result};
-use crate::model::{EdmModel, ModelSpec};
+use crate::latent::stage1::{LatentDraws, latent_and_rate, null_cond};
+use crate::model::{EdmModel, ModelSpec, Network, NetworkConfig};
 use crate::recipe::Recipe;
 use crate::resume::Resume;
 use crate::rng::{Stream, derive_seed, normals, rng};
@@ -649,24 +649,35 @@ impl Method for TeacherStep<'_> {
             &self.device,
         )
         .shard(shard);
-        let cond = Cond {
-            class: b.class,
-            extra: None,
-        };
         let weights = self
             .cfg
             .model
             .loss_weights(model.image_shape(), step, &self.device);
-        Ok(edm_loss(
-            model,
-            b.y,
-            &cond,
-            b.normals,
-            b.noise,
-            &d.sigma_dist,
-            d.sigma_data,
-            weights,
-        ))
+        let mut cond = Cond {
+            class: b.class,
+            extra: None,
+            latent: None,
+        };
+        // Unified Latents' stage 1: the decoder denoises given z₀ = E(y) + σ₀·ε, and the prior's
+        // rate joins its loss (`latent/stage1.rs`).
+        let mut rate = None;
+        if let (NetworkConfig::LatentAutoencoder(c), Network::LatentAutoencoder(ae)) =
+            (&self.cfg.model, &model.net)
+        {
+            let shape = c.latent_shape(model.image_shape());
+            let draws = LatentDraws::draw(t.seed, step, t.batch_size, shape, &self.device);
+            let (z0, r) = latent_and_rate(ae, c, b.y.clone(), draws.shard(shard));
+            cond = null_cond(b.y.dims()[0], model.null_class(), Some(z0), &self.device);
+            rate = Some((r, c.loss_factor));
+        }
+        let (p, sd) = (&d.sigma_dist, d.sigma_data);
+        let loss = d
+            .loss
+            .per_example(model, b.y, &cond, b.normals, b.noise, p, sd, weights);
+        Ok(match rate {
+            None => loss,
+            Some((r, c_lf)) => loss.mul_scalar(c_lf) + r,
+        })
     }
 }
 

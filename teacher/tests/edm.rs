@@ -154,6 +154,7 @@ fn implied_variance(sampler: Sampler, steps: usize) -> f64 {
     let cond = Cond {
         class: Tensor::<1, Int>::zeros([n], &d),
         extra: None,
+        latent: None,
     };
     let out = sample(
         &IdealGaussian { sigma_data: SD },
@@ -196,6 +197,7 @@ fn euler_and_heun_reach_the_data_variance_heun_closer() {
     let cond = Cond {
         class: Tensor::<1, Int>::zeros([16], &d),
         extra: None,
+        latent: None,
     };
     let x = values(
         sample(
@@ -248,6 +250,7 @@ fn nfe_is_counted_honestly() {
     let cond = Cond {
         class: Tensor::<1, Int>::zeros([2], &d),
         extra: None,
+        latent: None,
     };
     let sig = SigmaGrid::default().sampling(10);
     let ideal = IdealGaussian { sigma_data: SD };
@@ -285,11 +288,13 @@ fn cfg_with_w_one_is_the_conditional_output() {
     let cond = Cond {
         class: Tensor::<1, Int>::from_ints([1, 4, 7], &d),
         extra: None,
+        latent: None,
     };
     let d_c = values(model.denoise(x.clone(), sigma.clone(), &cond));
     let null = Cond {
         class: Tensor::<1, Int>::full([3], 10, &d),
         extra: None,
+        latent: None,
     };
     let d_u = values(model.denoise(x.clone(), sigma.clone(), &null));
     let guided1 = values(

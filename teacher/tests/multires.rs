@@ -110,6 +110,7 @@ fn multi_resolution_loss_is_the_weighted_sum_of_single_resolution_losses() {
     let cond = Cond {
         class: Tensor::<1, Int>::zeros([n], &d),
         extra: None,
+        latent: None,
     };
     let (ideal, p, w) = (
         IdealGaussian { sigma_data: sd },

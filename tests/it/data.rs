@@ -131,6 +131,7 @@ fn folder_loader_and_its_errors() {
         resolution: res,
         channels: 1,
         clips: None,
+        latents: None,
     };
     // No class folders.
     let e = cfg(None).load(None, Split::Train).unwrap_err().to_string();

@@ -7,6 +7,7 @@ mod dist;
 mod eval;
 mod fixtures;
 mod fuzz;
+mod latent;
 mod pipeline;
 mod student;
 mod train;

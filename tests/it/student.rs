@@ -63,6 +63,7 @@ fn one_student_step_with_the_progressive_target_lands_on_two_teacher_steps() {
     let cond = Cond {
         class,
         extra: Some(w),
+        latent: None,
     };
     let (e0, e1, e2) = (
         Sigma::Each(s0.clone()),
@@ -139,6 +140,7 @@ fn guided_target_is_cfg_with_per_example_w() {
     let cond = Cond {
         class,
         extra: Some(t1(&w)),
+        latent: None,
     };
     let got = values(teacher.denoise(x, sigma, &cond));
     for (i, g) in got.iter().enumerate() {
@@ -158,6 +160,7 @@ fn heun_step_is_exact_enough_on_the_gaussian() {
     let cond = Cond {
         class: Tensor::zeros([1], &d),
         extra: Some(t1(&[0.0])),
+        latent: None,
     };
     let out = values(heun_step(
         &IdealGuided,

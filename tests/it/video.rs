@@ -103,6 +103,7 @@ fn clip_loss_is_the_mean_of_its_frame_losses_and_the_gaussian_value() {
     let cond = Cond {
         class: Tensor::from_data(TensorData::new(vec![0i64; n], [n]), &d),
         extra: None,
+        latent: None,
     };
     let ideal = IdealGaussian { sigma_data: sd };
     let p = LogNormal::default();

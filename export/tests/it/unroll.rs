@@ -53,6 +53,7 @@ fn tract_vs_sample(
         guidance: u.guidance,
         seed,
         batch_size: n,
+        decoder: None,
     };
     let ck = Checkpoint::load(&source.path).unwrap();
     let (want, _) = teacher::sample::sample_checkpoint(&ck, &spec, &device()).unwrap();

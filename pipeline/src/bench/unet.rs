@@ -79,6 +79,7 @@ fn labels(b: usize, dev: &Device) -> Cond {
     Cond {
         class: Tensor::<1, Int>::from_data(TensorData::new(l, [b]), dev),
         extra: None,
+        latent: None,
     }
 }
 

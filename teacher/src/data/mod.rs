@@ -26,6 +26,9 @@ pub enum DataSource {
     Folder,
     /// Clips in one sub-folder per class under `--data DIR`, each clip a folder of frames.
     ClipFolder,
+    /// The clean latents of a stage-1 latent autoencoder's own images (`[data.latents]`;
+    /// `--data DIR` then names that run's image files).
+    Latents,
 }
 
 impl DataSource {
@@ -36,6 +39,7 @@ impl DataSource {
             DataSource::Mnist => "mnist",
             DataSource::Folder => "folder",
             DataSource::ClipFolder => "clip_folder",
+            DataSource::Latents => "latents",
         }
     }
 }
@@ -63,6 +67,10 @@ pub struct DataConfig {
     /// left out = the images themselves.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub clips: Option<moving::MovingDigitsConfig>,
+    /// `[data.latents]` (source `latents` only): the stage-1 run whose encoder makes the
+    /// examples and whose decoder turns samples back into images.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latents: Option<crate::latent::source::LatentSource>,
 }
 
 impl Default for DataConfig {
@@ -73,6 +81,7 @@ impl Default for DataConfig {
             resolution: None,
             channels: 1,
             clips: None,
+            latents: None,
         }
     }
 }
@@ -183,8 +192,45 @@ impl DataConfig {
                 width: r,
                 frames: 1,
             }),
-            DataSource::ClipFolder => None,
+            DataSource::ClipFolder | DataSource::Latents => None,
         }
+    }
+
+    /// The `[data.latents]` of a `latents` source, or an error saying what to add.
+    pub fn latent_source(&self) -> Result<&crate::latent::source::LatentSource> {
+        self.latents.as_ref().ok_or_else(|| {
+            Error::Invalid(
+                "`[data] source = \"latents\"` needs a `[data.latents]` section naming the stage-1 run: \
+                 `autoencoder = \"runs/…/autoencoder\"`"
+                    .into(),
+            )
+        })
+    }
+
+    /// Reject a `[data.latents]` without source `latents` (or the reverse), latents of clips,
+    /// and a latent autoencoder trained on latents.
+    pub fn validate_latents(&self, model: &crate::model::NetworkConfig) -> Result<()> {
+        let is_latents = self.source == DataSource::Latents;
+        if is_latents {
+            self.latent_source()?;
+        } else if self.latents.is_some() {
+            let why = "`[data.latents]` is read only with `source = \"latents\"`: set the source or remove the section";
+            return Err(Error::value("data.source", self.source.name(), why));
+        }
+        if is_latents && self.clips.is_some() {
+            let why = "latents are made from images: remove `[data.clips]`";
+            return Err(Error::value("data.source", "latents", why));
+        }
+        if is_latents && matches!(model, crate::model::NetworkConfig::LatentAutoencoder(_)) {
+            let why = "a latent autoencoder encodes images: give it an image source (digits, mnist, folder)";
+            return Err(Error::value("data.source", "latents", why));
+        }
+        if let Some(l) = &self.latents
+            && l.decoder_steps == 0
+        {
+            return Err(Error::value("data.latents.decoder_steps", 0, "must be ≥ 1"));
+        }
+        Ok(())
     }
 
     /// Load the split named by this config; `override_path` (`--data DIR`) wins over `path`.
@@ -198,6 +244,7 @@ impl DataConfig {
             })
         };
         let base = match self.source {
+            DataSource::Latents => return self.latent_source()?.load(override_path, split),
             DataSource::Digits => digits::load(split),
             DataSource::Mnist => idx::load_mnist(&dir()?, split)?,
             DataSource::Folder => {

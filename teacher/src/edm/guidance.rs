@@ -50,6 +50,10 @@ pub fn cond_and_uncond(
             .extra
             .clone()
             .map(|e| Tensor::cat(vec![e.clone(), e], 0)),
+        latent: cond
+            .latent
+            .clone()
+            .map(|z| Tensor::cat(vec![z.clone(), z], 0)),
     };
     let out = model.denoise(
         Tensor::cat(vec![x.clone(), x], 0),

@@ -4,7 +4,9 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
+use super::elbo::{LogSnrRange, Weighting, elbo_loss};
 use super::{Cond, Denoiser, per_example};
+use crate::error::Result;
 
 /// The training distribution of σ: ln σ ~ N(P_mean, P_std²).
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -103,4 +105,71 @@ pub fn weighted_error_map<const D: usize>(
         Some(m) => err * m,
     };
     mean_per_example(err) * loss_weight_t(sigma, sigma_data)
+}
+
+/// `[diffusion.loss]`: which noise levels a model trains on and how each is weighted.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize, Default)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum TrainingLoss {
+    /// EDM's: σ ~ logNormal(`diffusion.sigma_dist`), weight λ(σ) (the default).
+    #[default]
+    Edm,
+    /// Kingma & Gao's sigmoid-weighted ELBO, w(λ) = sigmoid(b − λ) with λ uniform over
+    /// `log_snr` (`edm/elbo.rs`): Unified Latents' decoder and base model.
+    Sigmoid {
+        /// b, the log-SNR where the weight is ½.
+        bias: f64,
+        /// The noise levels trained on, as log-SNRs (λ = −2·ln σ); a latent base model's
+        /// `max` is λ(0), so it never trains below the encoder's σ₀.
+        log_snr: LogSnrRange,
+    },
+}
+
+impl TrainingLoss {
+    pub fn is_edm(&self) -> bool {
+        *self == TrainingLoss::Edm
+    }
+
+    pub fn validate(&self) -> Result<()> {
+        match self {
+            TrainingLoss::Edm => Ok(()),
+            TrainingLoss::Sigmoid { bias, log_snr } => {
+                if !bias.is_finite() {
+                    let why = "must be a finite log-SNR (e.g. 0)";
+                    return Err(crate::Error::value("diffusion.loss.bias", bias, why));
+                }
+                log_snr.validate("diffusion.loss.log_snr")
+            }
+        }
+    }
+
+    /// The per-example loss of `y` under `model` with the caller's σ normals and noise: EDM's
+    /// (`sigma_dist`, λ(σ) with `sigma_data`) or the sigmoid-weighted ELBO; pixel weights as
+    /// in [`edm_loss`].
+    ///
+    /// # Shapes
+    /// - y, noise: `[n, c, h, w]`; normals: `[n]`; pixel_weights: `[1, c, h, w]` → `[n]`
+    #[allow(clippy::too_many_arguments)]
+    pub fn per_example(
+        &self,
+        model: &impl Denoiser,
+        y: Tensor<4>,
+        cond: &Cond,
+        normals: Tensor<1>,
+        noise: Tensor<4>,
+        sigma_dist: &LogNormal,
+        sigma_data: f64,
+        pixel_weights: Option<Tensor<4>>,
+    ) -> Tensor<1> {
+        match *self {
+            TrainingLoss::Edm => {
+                let (p, w) = (sigma_dist, pixel_weights);
+                edm_loss(model, y, cond, normals, noise, p, sigma_data, w)
+            }
+            TrainingLoss::Sigmoid { bias, log_snr } => {
+                let w = Weighting::Sigmoid { bias };
+                elbo_loss(model, y, cond, normals, noise, &log_snr, w, pixel_weights)
+            }
+        }
+    }
 }

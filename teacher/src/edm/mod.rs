@@ -1,6 +1,7 @@
 //! The diffusion core after Karras et al. 2022 (EDM): preconditioning, σ grid, loss, guidance
 //! and samplers, as small pure functions named after the paper's symbols.
 
+pub mod elbo;
 pub mod guidance;
 pub mod loss;
 pub mod precond;
@@ -25,6 +26,9 @@ pub struct Cond {
     pub class: Tensor<1, Int>,
     /// Extra scalar conditioning per example (the guidance weight w), `[n]`.
     pub extra: Option<Tensor<1>>,
+    /// A latent decoder's condition z₀ per example, `[n, c_z, h_z, w_z]` (`latent/`); None
+    /// for every other model.
+    pub latent: Option<Tensor<4>>,
 }
 
 /// A denoiser D(x; σ, cond) evaluated on a batch.

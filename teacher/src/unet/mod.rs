@@ -262,6 +262,19 @@ impl UNetConfig {
     /// A clip shape (frames > 1) gives the factorised space-time U-Net: the same 2D layers on
     /// every frame, and a temporal convolution after each residual block.
     pub fn init(&self, shape: ImageShape, num_classes: usize, device: &Device) -> UNet {
+        self.init_with_inputs(shape, shape.planes(), num_classes, device)
+    }
+
+    /// [`init`](Self::init) for a network whose input has `in_planes` planes (the example's
+    /// own and, e.g., a latent decoder's upsampled condition beside them); it still outputs
+    /// the example's planes.
+    pub fn init_with_inputs(
+        &self,
+        shape: ImageShape,
+        in_planes: usize,
+        num_classes: usize,
+        device: &Device,
+    ) -> UNet {
         let ch = self.model_channels;
         let emb_dim = 4 * ch;
         let m = self.size_multiple();
@@ -278,7 +291,7 @@ impl UNetConfig {
         let cur = widths.cur;
         let pad3 = PaddingConfig2d::Explicit(1, 1, 1, 1);
         UNet {
-            conv_in: Conv2dConfig::new([shape.channels, ch], [3, 3])
+            conv_in: Conv2dConfig::new([in_planes / shape.frames.max(1), ch], [3, 3])
                 .with_padding(pad3.clone())
                 .init(device),
             noise_mlp: [
@@ -437,6 +450,11 @@ pub struct UNet {
 }
 
 impl UNet {
+    /// Channels the input convolution takes.
+    pub fn in_channels(&self) -> usize {
+        self.conv_in.weight.dims()[1]
+    }
+
     /// # Shapes
     /// - x: `[n, c, h, w]` (already scaled by c_in), c_noise: `[n]`, class: `[n]`,
     ///   extra: `[n]` → `[n, c, h, w]`; a clip model takes and returns `[n, c·t, h, w]`

@@ -1,0 +1,287 @@
+//! Unified Latents end to end on the embedded digits through the CLI: stage 1 (encoder,
+//! decoder, prior) and stage 2 (a base model on the frozen latents) with `fewstep teacher
+//! train`, then `fewstep sample` decoding the base model's latents to 8×8 images.
+
+use super::fixtures::{err, fewstep, ok, temp_dir};
+
+/// The `[train]` of both stages at test size.
+const TRAIN: &str = "
+    [train]
+    steps = 6
+    batch_size = 8
+    warmup_steps = 2
+    checkpoint_every = 3
+    log_every = 1
+    ema_halflife_images = 50.0
+";
+
+/// Stage 1 at test size: 4×4×2 latents of the 8×8 digits.
+fn tiny_autoencoder() -> String {
+    r#"
+    [model]
+    kind = "latent_autoencoder"
+    latent_channels = 2
+    downsample = 2
+    log_snr_0 = 5.0
+    [model.encoder]
+    channels = 8
+    norm_groups = 4
+    [model.decoder]
+    model_channels = 8
+    channel_mult = [1, 2]
+    num_blocks = 1
+    attn_resolutions = []
+    norm_groups = 4
+    [model.prior]
+    model_channels = 8
+    channel_mult = [1]
+    num_blocks = 1
+    attn_resolutions = []
+    norm_groups = 4
+    [diffusion]
+    p_uncond = 0.0
+    [diffusion.loss]
+    kind = "sigmoid"
+    bias = 0.0
+    log_snr = { min = -10.0, max = 12.0 }
+"#
+    .to_string()
+        + TRAIN
+}
+
+/// Stage 2 at test size over the run in `ae`.
+fn tiny_base(ae: &str) -> String {
+    format!(
+        r#"
+    [data]
+    source = "latents"
+    [data.latents]
+    autoencoder = "{ae}"
+    decoder_steps = 3
+    [model]
+    model_channels = 8
+    channel_mult = [1, 2]
+    num_blocks = 1
+    attn_resolutions = []
+    norm_groups = 4
+    [diffusion]
+    sigma_data = 1.0
+    [diffusion.loss]
+    kind = "sigmoid"
+    bias = 0.0
+    log_snr = {{ min = -10.0, max = 5.0 }}
+    [diffusion.grid]
+    sigma_min = 0.0821
+"#
+    ) + TRAIN
+}
+
+#[test]
+fn tiny_latent_chain_trains_both_stages_and_samples_decoded_images() {
+    let dir = temp_dir("latent-chain");
+    let (ae_cfg, base_cfg) = (dir.join("ae.toml"), dir.join("base.toml"));
+    let (ae, base) = (dir.join("ae"), dir.join("base"));
+    std::fs::write(&ae_cfg, tiny_autoencoder()).unwrap();
+    std::fs::write(&base_cfg, tiny_base(&ae.display().to_string())).unwrap();
+    let s = |p: &std::path::Path| p.display().to_string();
+    ok(fewstep(&[
+        "--quiet",
+        "teacher",
+        "train",
+        "--config",
+        &s(&ae_cfg),
+        "--out",
+        &s(&ae),
+    ]));
+    ok(fewstep(&[
+        "--quiet",
+        "teacher",
+        "train",
+        "--config",
+        &s(&base_cfg),
+        "--out",
+        &s(&base),
+    ]));
+    let saved = std::fs::read_to_string(base.join("config.toml")).unwrap();
+    assert!(
+        saved.contains("latents") && saved.contains("sigmoid"),
+        "{saved}"
+    );
+    let samples = dir.join("samples");
+    let said = ok(fewstep(&[
+        "--quiet",
+        "sample",
+        "--model",
+        &s(&base),
+        "--n",
+        "4",
+        "--steps",
+        "4",
+        "--out",
+        &s(&samples),
+    ]));
+    // The base model's 4×4×2 latents come back as 8×8 digits through the decoder: NFE = the
+    // prior's 4 Euler steps × 2 (CFG) + the decoder's 3.
+    let img = image::open(samples.join("00000_c0.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (8, 8));
+    assert!(said.contains("NFE per image 11"), "{said}");
+
+    // The decoder distils like any teacher (consistency, with z₀ from the frozen encoder), the
+    // base model like any teacher (guided), and the student samples through the distilled
+    // decoder at 1 step: NFE = 4 + 1.
+    let (dec, guided) = (dir.join("decoder"), dir.join("guided"));
+    ok(fewstep(&[
+        "--quiet",
+        "student",
+        "consistency",
+        "--teacher",
+        &s(&ae),
+        "--out",
+        &s(&dec),
+        "--steps",
+        "2",
+    ]));
+    ok(fewstep(&[
+        "--quiet",
+        "student",
+        "guided",
+        "--teacher",
+        &s(&base),
+        "--out",
+        &s(&guided),
+        "--steps",
+        "2",
+    ]));
+    let fast = dir.join("fast");
+    let said = ok(fewstep(&[
+        "--quiet",
+        "sample",
+        "--model",
+        &s(&guided),
+        "--n",
+        "4",
+        "--steps",
+        "4",
+        "--decoder",
+        &s(&dec),
+        "--decoder-steps",
+        "1",
+        "--out",
+        &s(&fast),
+    ]));
+    assert!(said.contains("NFE per image 5"), "{said}");
+    let img = image::open(fast.join("00003_c3.png")).unwrap();
+    assert_eq!((img.width(), img.height()), (8, 8));
+
+    // `fewstep latent measure` reports the rate, the channel's bound and the PSNR.
+    let m = ok(fewstep(&[
+        "latent",
+        "measure",
+        "--autoencoder",
+        &s(&ae),
+        "--n",
+        "8",
+        "--decoder-steps",
+        "2",
+        "--json",
+    ]));
+    let v: serde_json::Value = serde_json::from_str(&m).unwrap();
+    for k in [
+        "rate_bits_per_dim",
+        "channel_bound_bits_per_dim",
+        "recon_psnr",
+        "latent_std",
+    ] {
+        assert!(v[k].as_f64().is_some_and(f64::is_finite), "{k}: {m}");
+    }
+    assert_eq!(v["decoder_nfe"], 2);
+
+    // The base model's denoiser over latents exports and passes the parity check; what export
+    // cannot serve yet (the decoder with its latent input, the unrolled prior + decoder graph)
+    // is refused with what to do instead.
+    let onnx = s(&dir.join("base.onnx"));
+    ok(fewstep(&[
+        "--quiet",
+        "export",
+        "onnx",
+        "--model",
+        &s(&base),
+        "--out",
+        &onnx,
+    ]));
+    ok(fewstep(&[
+        "--quiet",
+        "export",
+        "check",
+        &onnx,
+        "--model",
+        &s(&base),
+    ]));
+    let e = err(fewstep(&[
+        "export",
+        "onnx",
+        "--model",
+        &s(&ae),
+        "--out",
+        &s(&dir.join("ae.onnx")),
+    ]));
+    assert!(e.contains("latent autoencoder"), "{e}");
+    let e = err(fewstep(&[
+        "export",
+        "onnx",
+        "--model",
+        &s(&base),
+        "--out",
+        &s(&dir.join("u.onnx")),
+        "--unroll-steps",
+        "4",
+    ]));
+    assert!(e.contains("samples latents"), "{e}");
+    // The stage-1 run itself does not sample from noise alone: it says what to sample instead.
+    let o = s(&dir.join("nope"));
+    let e = err(fewstep(&[
+        "sample",
+        "--model",
+        &s(&ae),
+        "--n",
+        "2",
+        "--steps",
+        "2",
+        "--out",
+        &o,
+    ]));
+    assert!(
+        e.contains("latent autoencoder") && e.contains("base model"),
+        "{e}"
+    );
+}
+
+#[test]
+fn a_latent_source_without_its_stage1_run_says_how_to_make_it() {
+    let dir = temp_dir("latent-missing");
+    let cfg = dir.join("base.toml");
+    std::fs::write(&cfg, tiny_base(&dir.join("nowhere").display().to_string())).unwrap();
+    let out = dir.join("base").display().to_string();
+    let e = err(fewstep(&[
+        "--quiet",
+        "teacher",
+        "train",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out,
+    ]));
+    assert!(e.contains("nowhere") && e.contains("stage-1"), "{e}");
+    // A `[data.latents]` with another source is refused, naming the key.
+    std::fs::write(&cfg, "[data.latents]\nautoencoder = \"x\"\n").unwrap();
+    let e = err(fewstep(&[
+        "--quiet",
+        "teacher",
+        "train",
+        "--config",
+        &cfg.display().to_string(),
+        "--out",
+        &out,
+    ]));
+    assert!(e.contains("data.source"), "{e}");
+}
