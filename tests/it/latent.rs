@@ -285,3 +285,39 @@ fn a_latent_source_without_its_stage1_run_says_how_to_make_it() {
     ]));
     assert!(e.contains("data.source"), "{e}");
 }
+
+#[test]
+fn shipped_latent_configs_fit_their_data() {
+    // Stage 1 on 8×8 digits and 28×28 MNIST; stage 2 on their 4×4×2 and 7×7×4 latents.
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let load =
+        |f: &str| teacher::config::TeacherConfig::from_file(&root.join("configs").join(f)).unwrap();
+    let cases = [
+        (
+            "latent-digits.toml",
+            "latent-digits-base.toml",
+            teacher::unet::ImageShape::image(1, 8, 8),
+        ),
+        (
+            "latent-mnist.toml",
+            "latent-mnist-base.toml",
+            teacher::unet::ImageShape::image(1, 28, 28),
+        ),
+    ];
+    for (ae, base, image) in cases {
+        let (ae, base) = (load(ae), load(base));
+        let teacher::model::NetworkConfig::LatentAutoencoder(c) = &ae.model else {
+            panic!("stage 1 is a latent autoencoder")
+        };
+        ae.model.check_shape(image).unwrap();
+        base.model.check_shape(c.latent_shape(image)).unwrap();
+        assert_eq!(base.data.source, teacher::data::DataSource::Latents);
+        // The base model never trains below σ₀ and its grid stops there.
+        let sigma0 = teacher::latent::channel::sigma0(c.log_snr_0);
+        let teacher::edm::loss::TrainingLoss::Sigmoid { log_snr, .. } = base.diffusion.loss else {
+            panic!("stage 2 trains on the sigmoid ELBO")
+        };
+        assert!((log_snr.max - c.log_snr_0).abs() < 1e-12);
+        assert!(base.diffusion.grid.sigma_min >= sigma0 - 1e-4);
+    }
+}
