@@ -21,7 +21,7 @@
 use burn::tensor::Tensor;
 use serde::{Deserialize, Serialize};
 
-use super::{Cond, Denoiser, per_example};
+use super::{Cond, Denoiser};
 use crate::error::{Error, Result};
 
 /// λ = −2·ln σ.
@@ -132,12 +132,6 @@ pub fn elbo_loss(
 ) -> Tensor<1> {
     let lambda = range.lambda(normals);
     let sigma = sigma_t(lambda.clone());
-    let x = y.clone() + noise * per_example::<4>(sigma.clone());
-    let d = model.denoise(x, sigma, cond);
-    let err = (d - y).square();
-    let err = match pixel_weights {
-        None => err,
-        Some(m) => err * m,
-    };
-    super::loss::mean_per_example(err) * elbo_factor(lambda, range, weighting)
+    super::loss::denoising_error(model, y, cond, sigma, noise, pixel_weights)
+        * elbo_factor(lambda, range, weighting)
 }

@@ -71,9 +71,34 @@ pub fn edm_loss(
     pixel_weights: Option<Tensor<4>>,
 ) -> Tensor<1> {
     let sigma = p.sigma(normals);
+    denoising_error(model, y, cond, sigma.clone(), noise, pixel_weights)
+        * loss_weight_t(sigma, sigma_data)
+}
+
+/// mean(m ⊙ (D(y + σ·n; σ) − y)²) per example: the denoising error every training loss weights
+/// (EDM's λ(σ) in [`edm_loss`], the ELBO's factor in `elbo::elbo_loss`); m as in [`edm_loss`].
+///
+/// # Shapes
+/// - y, noise: `[n, c, h, w]`; sigma: `[n]`; pixel_weights: `[1, c, h, w]` → `[n]`
+pub fn denoising_error(
+    model: &impl Denoiser,
+    y: Tensor<4>,
+    cond: &Cond,
+    sigma: Tensor<1>,
+    noise: Tensor<4>,
+    pixel_weights: Option<Tensor<4>>,
+) -> Tensor<1> {
     let x = y.clone() + noise * per_example::<4>(sigma.clone());
-    let d = model.denoise(x, sigma.clone(), cond);
-    weighted_error_map(d, y, sigma, sigma_data, pixel_weights)
+    weighted_mse(model.denoise(x, sigma, cond), y, pixel_weights)
+}
+
+/// mean(m ⊙ (a − b)²) per example, m broadcast over the batch (None: m = 1).
+fn weighted_mse<const D: usize>(a: Tensor<D>, b: Tensor<D>, m: Option<Tensor<D>>) -> Tensor<1> {
+    let err = (a - b).square();
+    mean_per_example(match m {
+        None => err,
+        Some(m) => err * m,
+    })
 }
 
 /// λ(σ)·mean((D − target)²) per example (EDM Eq. 2 with Table 1's λ): the teacher's loss with
@@ -99,12 +124,7 @@ pub fn weighted_error_map<const D: usize>(
     sigma_data: f64,
     pixel_weights: Option<Tensor<D>>,
 ) -> Tensor<1> {
-    let err = (denoised - target).square();
-    let err = match pixel_weights {
-        None => err,
-        Some(m) => err * m,
-    };
-    mean_per_example(err) * loss_weight_t(sigma, sigma_data)
+    weighted_mse(denoised, target, pixel_weights) * loss_weight_t(sigma, sigma_data)
 }
 
 /// `[diffusion.loss]`: which noise levels a model trains on and how each is weighted.
