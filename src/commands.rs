@@ -266,7 +266,8 @@ fn latency(args: LatencyArgs, device: Device) -> Result<()> {
     let path = teacher::runs::resolve_model(&args.model, args.steps)?;
     let ck = Checkpoint::load(&path)?;
     let (steps, batch, w) = (args.steps, args.batch, args.guidance);
-    let l = pipeline::measure::latency(&ck, steps, None, batch, w, args.reps, &device)?;
+    let spec = teacher::sample::SampleSpec::eval(batch, steps, w, 0, batch);
+    let l = pipeline::measure::latency(&ck, &spec, args.reps, &device)?;
     match args.json {
         true => println!("{}", l.json(&path)),
         false => println!("{}", l.text()),

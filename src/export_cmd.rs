@@ -111,6 +111,13 @@ pub struct OnnxArgs {
     /// input, this is only checked against their trained range).
     #[arg(long, default_value_t = 2.0)]
     pub guidance: f64,
+    /// An unrolled model of latents: the decoder run to end the graph with (e.g. one distilled
+    /// to 1–2 steps); default: its chain's (`[data.latents]`).
+    #[arg(long, requires = "unroll_steps")]
+    pub decoder: Option<PathBuf>,
+    /// An unrolled model of latents: the decoder's steps (default: its chain's `decoder_steps`).
+    #[arg(long, requires = "unroll_steps")]
+    pub decoder_steps: Option<usize>,
 }
 
 #[derive(Args, Debug)]
@@ -173,7 +180,13 @@ fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
             if a.steps.is_some_and(|given| given != s) {
                 bail!("`--steps` and `--unroll-steps` disagree: give `--unroll-steps {s}` alone");
             }
-            Source::load_unrolled(&a.model, s, a.guidance, &device)?
+            let decoder = (a.decoder.is_some() || a.decoder_steps.is_some()).then(|| {
+                teacher::latent::source::DecoderChoice {
+                    run: a.decoder.clone(),
+                    steps: a.decoder_steps,
+                }
+            });
+            Source::load_unrolled(&a.model, s, a.guidance, decoder.as_ref(), &device)?
         }
     };
     let opts = ExportOptions {
@@ -188,8 +201,8 @@ fn onnx(a: OnnxArgs, device: Device) -> Result<()> {
         println!(
             "unrolled: {} steps of {} (NFE {}), guidance {}; inputs {}",
             u.steps,
-            u.plan.describe(),
-            u.plan.nfe(),
+            u.describe(),
+            u.nfe(),
             u.guidance,
             source.input_names()
         );
@@ -222,8 +235,19 @@ fn check_cmd(a: CheckArgs, device: Device) -> Result<()> {
         println!("wrote {}", p.display());
     }
     if let Some(u) = &source.unroll {
+        let decoder = u
+            .decoding
+            .as_ref()
+            .map(|d| {
+                format!(
+                    " --decoder {} --decoder-steps {}",
+                    d.run().display(),
+                    d.steps()
+                )
+            })
+            .unwrap_or_default();
         println!(
-            "unrolled {}-step sampler: compared with `fewstep sample --model {} --steps {} --guidance {} --n {} --seed {}` (the same noise, classes 0, 1, …)",
+            "unrolled {}-step sampler: compared with `fewstep sample --model {} --steps {} --guidance {}{decoder} --n {} --seed {}` (the same noise, classes 0, 1, …)",
             u.steps,
             a.model.display(),
             u.steps,

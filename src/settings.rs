@@ -130,6 +130,8 @@ impl ReportArgs {
             title: self.title,
             verdict,
             cache,
+            student_decoder: None,
+            latent: None,
         })
     }
 }

@@ -205,6 +205,16 @@ pub struct Headline {
     /// Reports before the declared headline named the best 4-step student here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub best_student4: Option<String>,
+    /// Network evaluations per image of the declared student, end to end (a latent chain's
+    /// decoder included).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nfe_end_to_end_student: Option<usize>,
+    /// A latent chain: PSNR of decode(encode(x)) on the reference's test images, dB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recon_psnr: Option<f64>,
+    /// A latent chain: the prior's rate in bits per latent dimension.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bits_per_latent_dim: Option<f64>,
 }
 
 impl Headline {

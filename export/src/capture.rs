@@ -9,6 +9,7 @@ use burn::backend::capture::{CaptureBackend, TensorId};
 use burn::backend::ir::GraphIr;
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::tensor::{Bool, Device, Int, Tensor, TensorData};
+use teacher::latent::source::Decoding;
 use teacher::model::EdmModel;
 use teacher::recipe::{ModelKind, SamplerPlan, run_plan};
 use teacher::unet::ImageShape;
@@ -31,6 +32,11 @@ pub enum Input {
     Noise,
     /// Unrolled multistep consistency: the unit noise z_k (k ≥ 1) re-noising step k.
     Renoise(u8),
+    /// Unrolled samplers of latents: the channel's unit noise ε of z₀ = ẑ + σ₀·ε (latent-shaped).
+    LatentNoise,
+    /// Unrolled samplers of latents: the decoder sampler's unit noise k (k = 0: its initial
+    /// noise), image-shaped.
+    DecoderNoise(u8),
 }
 
 /// Graph-input names of the re-noising noises z_1 … z_15 (index 0 unused).
@@ -53,8 +59,69 @@ const RENOISE_NAMES: [&str; 16] = [
     "renoise_15",
 ];
 
+/// Graph-input names of the decoder's unit noises (index 0: its initial noise).
+const DECODER_NOISE_NAMES: [&str; 16] = [
+    "decoder_noise_0",
+    "decoder_noise_1",
+    "decoder_noise_2",
+    "decoder_noise_3",
+    "decoder_noise_4",
+    "decoder_noise_5",
+    "decoder_noise_6",
+    "decoder_noise_7",
+    "decoder_noise_8",
+    "decoder_noise_9",
+    "decoder_noise_10",
+    "decoder_noise_11",
+    "decoder_noise_12",
+    "decoder_noise_13",
+    "decoder_noise_14",
+    "decoder_noise_15",
+];
+
 /// Most steps an unrolled export takes (one re-noising input per step after the first).
 pub const MAX_UNROLL_STEPS: usize = RENOISE_NAMES.len();
+
+/// Most unit noises an unrolled decoder takes (its initial noise and re-noisings).
+pub const MAX_DECODER_NOISES: usize = DECODER_NOISE_NAMES.len();
+
+/// The shapes of an exported graph's tensors: the model's examples (latents, for a model of
+/// latents) and the images its sampler ends in (a nested model's full resolution, a latent
+/// chain's decoded images).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Shapes {
+    pub example: ImageShape,
+    pub image: ImageShape,
+}
+
+impl Shapes {
+    /// A model's own shapes (no decoder).
+    pub fn of(model: &EdmModel) -> Self {
+        Self::decoded(model, None)
+    }
+
+    /// A model's shapes with, for a model of latents, the images `decoding` makes of them.
+    pub fn decoded(model: &EdmModel, decoding: Option<&Decoding>) -> Self {
+        Self {
+            example: model.example_shape(),
+            image: decoding.map_or(model.image_shape(), Decoding::image_shape),
+        }
+    }
+
+    /// `[n, C, H, W]` of `n` examples.
+    pub fn example_dims(&self, n: usize) -> Vec<usize> {
+        dims_of(self.example, n)
+    }
+
+    /// `[n, C, H, W]` of `n` images.
+    pub fn image_dims(&self, n: usize) -> Vec<usize> {
+        dims_of(self.image, n)
+    }
+}
+
+fn dims_of(s: ImageShape, n: usize) -> Vec<usize> {
+    vec![n, s.planes(), s.height, s.width]
+}
 
 impl Input {
     /// The graph input's name.
@@ -66,6 +133,10 @@ impl Input {
             Input::W => "w",
             Input::Noise => "noise",
             Input::Renoise(k) => RENOISE_NAMES[usize::from(k) % RENOISE_NAMES.len()],
+            Input::LatentNoise => "latent_noise",
+            Input::DecoderNoise(k) => {
+                DECODER_NOISE_NAMES[usize::from(k) % DECODER_NOISE_NAMES.len()]
+            }
         }
     }
 
@@ -77,13 +148,14 @@ impl Input {
         }
     }
 
-    /// Dims for a batch of `n` images of `shape`.
-    pub fn dims(self, n: usize, shape: ImageShape) -> Vec<usize> {
+    /// Dims for a batch of `n` examples of `shapes` (the decoder's noises are image-shaped).
+    pub fn dims(self, n: usize, shapes: Shapes) -> Vec<usize> {
         match self {
-            Input::X | Input::Noise | Input::Renoise(_) => {
-                vec![n, shape.planes(), shape.height, shape.width]
+            Input::X | Input::Noise | Input::Renoise(_) | Input::LatentNoise => {
+                shapes.example_dims(n)
             }
-            _ => vec![n],
+            Input::DecoderNoise(_) => shapes.image_dims(n),
+            Input::Sigma | Input::W | Input::Class => vec![n],
         }
     }
 }
@@ -176,11 +248,15 @@ impl ModuleVisitor for ParamNames {
 type Boundary = (Vec<(Input, TensorId)>, TensorId, HashMap<TensorId, String>);
 
 /// Placeholder input values: only shapes and dtypes reach the graph (σ = 1 keeps ln σ finite).
-fn sample_input(input: Input, n: usize, shape: ImageShape) -> TensorData {
-    let dims = input.dims(n, shape);
+fn sample_input(input: Input, n: usize, shapes: Shapes) -> TensorData {
+    let dims = input.dims(n, shapes);
     let len = dims.iter().product();
     match input {
-        Input::X | Input::Noise | Input::Renoise(_) => TensorData::new(vec![0.0f32; len], dims),
+        Input::X
+        | Input::Noise
+        | Input::Renoise(_)
+        | Input::LatentNoise
+        | Input::DecoderNoise(_) => TensorData::new(vec![0.0f32; len], dims),
         Input::Sigma | Input::W => TensorData::new(vec![1.0f32; len], dims),
         Input::Class => TensorData::new(vec![0i64; len], dims),
     }
@@ -195,7 +271,8 @@ fn panic_message(p: Box<dyn std::any::Any + Send>) -> String {
 
 /// Record `model.forward` on a batch of `batch` examples with the given `inputs`.
 pub fn capture_forward(model: &EdmModel, inputs: &[Input], batch: usize) -> Result<Captured> {
-    capture_with(model, inputs, batch, OUTPUT, |m, t| {
+    let shapes = Shapes::of(model);
+    capture_with((model, None), inputs, shapes, batch, OUTPUT, |m, _, t| {
         Some(m.forward(
             t.x.clone()?,
             t.sigma.clone()?,
@@ -206,26 +283,43 @@ pub fn capture_forward(model: &EdmModel, inputs: &[Input], batch: usize) -> Resu
 }
 
 /// Record a whole sampler, `plan` unrolled: noise (and re-noising noises), class and w in, the
-/// sampled image out — the very `teacher::recipe::run_plan` that `fewstep sample` runs.
+/// sampled image out — the very `teacher::recipe::run_plan` that `fewstep sample` runs; for a
+/// model of latents, followed by `decoding`'s own `decode_with` (ε and the decoder's noises in).
 pub fn capture_sampler(
     model: &EdmModel,
     plan: &SamplerPlan,
+    decoding: Option<&Decoding>,
     inputs: &[Input],
     batch: usize,
 ) -> Result<Captured> {
-    capture_with(model, inputs, batch, UNROLLED_OUTPUT, |m, t| {
-        let noises = t.noises.clone();
-        if noises.len() != plan.noises() {
-            return None;
-        }
-        let cond = teacher::edm::Cond {
-            class: t.class.clone()?,
-            extra: t.w.clone(),
-            latent: None,
-        };
-        // The images the sampler generates (a multi-resolution model's full-resolution copy).
-        Some(m.to_images(run_plan(m, plan, &noises, &cond).x))
-    })
+    let shapes = Shapes::decoded(model, decoding);
+    capture_with(
+        (model, decoding),
+        inputs,
+        shapes,
+        batch,
+        UNROLLED_OUTPUT,
+        |m, d, t| {
+            let noises = t.noises.clone();
+            if noises.len() != plan.noises() {
+                return None;
+            }
+            let cond = teacher::edm::Cond {
+                class: t.class.clone()?,
+                extra: t.w.clone(),
+                latent: None,
+            };
+            // The images the sampler generates (a multi-resolution model's full-resolution copy).
+            let x = m.to_images(run_plan(m, plan, &noises, &cond).x);
+            match d {
+                None => Some(x),
+                Some(d) if t.decoder_noises.len() == d.plan().noises() => {
+                    Some(d.decode_with(x, t.latent_noise.clone()?, &t.decoder_noises))
+                }
+                Some(_) => None,
+            }
+        },
+    )
 }
 
 /// The input tensors of one capture, by role.
@@ -236,17 +330,25 @@ struct Tensors {
     w: Option<Tensor<1>>,
     /// Noise, then z_1, z_2, … in step order.
     noises: Vec<Tensor<4>>,
+    /// A latent chain's ε of z₀ = ẑ + σ₀·ε.
+    latent_noise: Option<Tensor<4>>,
+    /// A latent chain's decoder noises, in step order.
+    decoder_noises: Vec<Tensor<4>>,
 }
 
-/// Record `f(model, inputs)` on the capture device.
+/// The models one capture records: the sampled model and, for a chain of latents, its decoder.
+type Models<'a> = (&'a EdmModel, Option<&'a Decoding>);
+
+/// Record `f(model, decoder, inputs)` on the capture device (the decoder's parameters named
+/// `decoder.…`).
 fn capture_with(
-    model: &EdmModel,
+    (model, decoding): Models,
     inputs: &[Input],
+    shapes: Shapes,
     batch: usize,
     output_name: &'static str,
-    f: impl FnOnce(&EdmModel, &Tensors) -> Option<Tensor<4>>,
+    f: impl FnOnce(&EdmModel, Option<&Decoding>, &Tensors) -> Option<Tensor<4>>,
 ) -> Result<Captured> {
-    let shape = model.example_shape();
     let device = Device::capture();
     let mut meta: Option<Result<Boundary>> = None;
     let fail = |m: &str| ExportError::Capture { message: m.into() };
@@ -255,11 +357,16 @@ fn capture_with(
             let m = model.clone().to_device(&device);
             let mut names = ParamNames::default();
             m.visit(&mut names);
-            let Some((t, ids)) = feed_inputs(inputs, batch, shape, &device) else {
+            let d = decoding.map(|d| d.to_device(&device));
+            if let Some(d) = &d {
+                names.path = vec!["decoder".into()];
+                d.model().visit(&mut names);
+            }
+            let Some((t, ids)) = feed_inputs(inputs, batch, shapes, &device) else {
                 meta = Some(Err(fail("an input did not land on the capture device")));
                 return scope.complete([], []);
             };
-            let Some(out) = f(&m, &t) else {
+            let Some(out) = f(&m, d.as_ref(), &t) else {
                 meta = Some(Err(fail(
                     "the inputs do not match what the recorded function takes",
                 )));
@@ -302,7 +409,7 @@ fn capture_with(
 fn feed_inputs(
     inputs: &[Input],
     batch: usize,
-    shape: ImageShape,
+    shapes: Shapes,
     device: &Device,
 ) -> Option<(Tensors, Vec<(Input, TensorId)>)> {
     let mut t = Tensors {
@@ -311,37 +418,56 @@ fn feed_inputs(
         class: None,
         w: None,
         noises: Vec::new(),
+        latent_noise: None,
+        decoder_noises: Vec::new(),
     };
     let mut ids = Vec::new();
-    // Re-noising inputs are fed in step order whatever their position.
-    let mut renoise: Vec<(u8, Tensor<4>)> = Vec::new();
+    // Numbered noises are fed in step order whatever their position.
+    let mut numbered = Numbered::default();
     for &input in inputs {
-        let data = sample_input(input, batch, shape);
-        let id = feed_input(input, data, device, &mut t, &mut renoise)?;
+        let data = sample_input(input, batch, shapes);
+        let id = feed_input(input, data, device, &mut t, &mut numbered)?;
         ids.push((input, id));
     }
-    renoise.sort_by_key(|(k, _)| *k);
-    t.noises.extend(renoise.into_iter().map(|(_, v)| v));
+    let in_order = |mut v: Vec<(u8, Tensor<4>)>| {
+        v.sort_by_key(|(k, _)| *k);
+        v.into_iter().map(|(_, t)| t)
+    };
+    t.noises.extend(in_order(numbered.renoise));
+    t.decoder_noises.extend(in_order(numbered.decoder));
     Some((t, ids))
 }
 
-/// Puts `data` on `device` as `input`'s tensor, filed in `t` (re-noising noises in `renoise`);
+/// The numbered noise inputs as they arrive: re-noisings and the decoder's.
+#[derive(Default)]
+struct Numbered {
+    renoise: Vec<(u8, Tensor<4>)>,
+    decoder: Vec<(u8, Tensor<4>)>,
+}
+
+/// Puts `data` on `device` as `input`'s tensor, filed in `t` (numbered noises in `numbered`);
 /// its capture id.
 fn feed_input(
     input: Input,
     data: TensorData,
     device: &Device,
     t: &mut Tensors,
-    renoise: &mut Vec<(u8, Tensor<4>)>,
+    numbered: &mut Numbered,
 ) -> Option<TensorId> {
     match input {
-        Input::X | Input::Noise | Input::Renoise(_) => {
+        Input::X
+        | Input::Noise
+        | Input::Renoise(_)
+        | Input::LatentNoise
+        | Input::DecoderNoise(_) => {
             let v = Tensor::<4>::from_data(data, device);
             let id = id_of(&v);
             match input {
                 Input::X => t.x = Some(v),
                 Input::Noise => t.noises.insert(0, v),
-                Input::Renoise(k) => renoise.push((k, v)),
+                Input::Renoise(k) => numbered.renoise.push((k, v)),
+                Input::LatentNoise => t.latent_noise = Some(v),
+                Input::DecoderNoise(k) => numbered.decoder.push((k, v)),
                 _ => unreachable!("matched above"),
             }
             id

@@ -147,7 +147,7 @@ pub fn check(
             .map(|o| o.name.clone())
             .unwrap_or_else(|| crate::capture::OUTPUT.into());
         let path = dir.join(format!("{out_name}.npy"));
-        let dims = crate::capture::Input::X.dims(opts.batch, batch.shape);
+        let dims = batch.output_dims();
         write_npy(&path, &dims, &NpyData::F32(want.clone()))?;
         saved.push(path);
     }

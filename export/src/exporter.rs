@@ -68,7 +68,13 @@ pub struct ExportOptions {
 fn capture(source: &Source, n: usize) -> Result<Captured> {
     match &source.unroll {
         None => capture_forward(&source.model, &source.inputs, n),
-        Some(u) => capture_sampler(&source.model, &u.plan, &source.inputs, n),
+        Some(u) => capture_sampler(
+            &source.model,
+            &u.plan,
+            u.decoding.as_ref(),
+            &source.inputs,
+            n,
+        ),
     }
 }
 

@@ -4,11 +4,11 @@
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 use rand::Rng;
+use teacher::latent::source::DecoderDraws;
 use teacher::model::EdmModel;
 use teacher::rng::{Stream, normals, rng};
-use teacher::unet::ImageShape;
 
-use crate::capture::Input;
+use crate::capture::{Input, Shapes};
 use crate::npy::NpyData;
 use crate::source::Source;
 
@@ -21,7 +21,8 @@ pub const SIGMA_MAX: f64 = 80.0;
 #[derive(Debug, Clone, PartialEq)]
 pub struct Batch {
     pub n: usize,
-    pub shape: ImageShape,
+    pub shapes: Shapes,
+    /// Denoisers: the noisy examples; unrolled samplers: the initial unit noise.
     pub x: Vec<f32>,
     pub sigma: Vec<f32>,
     pub class: Vec<i64>,
@@ -31,6 +32,8 @@ pub struct Batch {
     pub renoise: Vec<Vec<f32>>,
     /// Unrolled samplers: the seed `fewstep sample --seed` would take for these inputs.
     pub sample_seed: Option<u64>,
+    /// Unrolled latent chains: the decoder's draws (the channel's ε, its sampler's noises).
+    pub decoder: Option<DecoderDraws>,
 }
 
 impl Batch {
@@ -38,13 +41,13 @@ impl Batch {
     /// unrolled sampler: exactly the noise, re-noising noise, classes (i mod K) and w that
     /// `fewstep sample --n n --seed seed` draws.
     pub fn random(source: &Source, n: usize, seed: u64) -> Self {
-        let shape = source.model.example_shape();
+        let shapes = source.shapes();
         if let Some(u) = &source.unroll {
-            let len = shape.len();
+            let len = shapes.example.len();
             let k = source.model.num_classes.max(1);
             return Self {
                 n,
-                shape,
+                shapes,
                 x: teacher::sample::noise_for(0, n, len, seed),
                 sigma: Vec::new(),
                 class: (0..n).map(|i| (i % k) as i64).collect(),
@@ -56,10 +59,11 @@ impl Batch {
                     .map(|j| teacher::sample::renoise_for(0, n, len, seed, j))
                     .collect(),
                 sample_seed: Some(seed),
+                decoder: u.decoding.as_ref().map(|d| d.draws(0, n, len, seed)),
             };
         }
         let mut r = rng(seed, Stream::Eval, n as u64);
-        let len = shape.len();
+        let len = shapes.example.len();
         let z = normals(&mut r, n * len);
         let (ln_lo, ln_hi) = (SIGMA_MIN.ln(), SIGMA_MAX.ln());
         let sigma: Vec<f32> = (0..n)
@@ -79,26 +83,42 @@ impl Batch {
         });
         Self {
             n,
-            shape,
+            shapes,
             x,
             sigma,
             class,
             w,
             renoise: Vec::new(),
             sample_seed: None,
+            decoder: None,
+        }
+    }
+
+    /// Dims of the graph's output: a denoiser's examples, or an unrolled sampler's images.
+    pub fn output_dims(&self) -> Vec<usize> {
+        match self.sample_seed {
+            Some(_) => self.shapes.image_dims(self.n),
+            None => self.shapes.example_dims(self.n),
         }
     }
 
     /// Dims and values of one input.
     pub fn get(&self, input: Input) -> (Vec<usize>, NpyData) {
-        let dims = input.dims(self.n, self.shape);
+        let dims = input.dims(self.n, self.shapes);
+        let zeros = || vec![0.0; dims.iter().product()];
+        let d = self.decoder.as_ref();
         let data = match input {
             Input::X | Input::Noise => NpyData::F32(self.x.clone()),
             Input::Renoise(k) => NpyData::F32(
                 self.renoise
                     .get(usize::from(k).wrapping_sub(1))
                     .cloned()
-                    .unwrap_or_else(|| vec![0.0; self.x.len()]),
+                    .unwrap_or_else(zeros),
+            ),
+            Input::LatentNoise => NpyData::F32(d.map(|d| d.eps.clone()).unwrap_or_else(zeros)),
+            Input::DecoderNoise(k) => NpyData::F32(
+                d.and_then(|d| d.noises.get(usize::from(k)).cloned())
+                    .unwrap_or_else(zeros),
             ),
             Input::Sigma => NpyData::F32(self.sigma.clone()),
             Input::Class => NpyData::I64(self.class.clone()),
@@ -121,7 +141,7 @@ impl Batch {
                     guidance: u.guidance,
                     seed,
                     batch_size: self.n,
-                    decoder: None,
+                    decoder: u.decoder_choice(),
                 };
                 Ok(
                     teacher::sample::sample_checkpoint(&source.checkpoint, &spec, device)?
@@ -139,12 +159,13 @@ impl Batch {
         let Some(u) = &source.unroll else {
             return self.burn_forward(&source.model, device);
         };
-        let dims = Input::X.dims(self.n, self.shape);
-        let img =
-            |v: &Vec<f32>| Tensor::<4>::from_data(TensorData::new(v.clone(), dims.clone()), device);
+        let img = |v: &Vec<f32>, input: Input| {
+            let dims = input.dims(self.n, self.shapes);
+            Tensor::<4>::from_data(TensorData::new(v.clone(), dims), device)
+        };
         let noises: Vec<Tensor<4>> = std::iter::once(&self.x)
             .chain(&self.renoise)
-            .map(img)
+            .map(|v| img(v, Input::Noise))
             .collect();
         let cond = teacher::edm::Cond {
             class: Tensor::<1, Int>::from_data(
@@ -158,10 +179,16 @@ impl Batch {
             latent: None,
         };
         let x = teacher::recipe::run_plan(&source.model, &u.plan, &noises, &cond).x;
-        source
-            .model
-            .to_images(x)
-            .into_data()
+        let mut x = source.model.to_images(x);
+        if let (Some(dec), Some(d)) = (&u.decoding, &self.decoder) {
+            let dn: Vec<Tensor<4>> = d
+                .noises
+                .iter()
+                .map(|v| img(v, Input::DecoderNoise(0)))
+                .collect();
+            x = dec.decode_with(x, img(&d.eps, Input::LatentNoise), &dn);
+        }
+        x.into_data()
             .convert::<f32>()
             .try_into_vec::<f32>()
             .expect("images are float")
@@ -169,7 +196,7 @@ impl Batch {
 
     /// D(x; σ, class, w) by burn on `device`, flat.
     pub fn burn_forward(&self, model: &EdmModel, device: &Device) -> Vec<f32> {
-        let dims = Input::X.dims(self.n, self.shape);
+        let dims = Input::X.dims(self.n, self.shapes);
         let x = Tensor::<4>::from_data(TensorData::new(self.x.clone(), dims), device);
         let sigma = Tensor::<1>::from_data(TensorData::new(self.sigma.clone(), [self.n]), device);
         let class =

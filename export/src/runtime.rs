@@ -52,7 +52,7 @@ pub fn match_inputs(
             )));
         }
     }
-    let shape = source.model.example_shape();
+    let shapes = source.shapes();
     let mut order = Vec::new();
     for d in &declared {
         let Some(&input) = source.inputs.iter().find(|i| i.name() == d.name) else {
@@ -72,7 +72,7 @@ pub fn match_inputs(
                 input.elem().onnx_name()
             )));
         }
-        check_dims(path, d, input, batch, shape, &reexport)?;
+        check_dims(path, d, input, batch, shapes, &reexport)?;
         order.push(input);
     }
     let outputs = declared_outputs(model);
@@ -90,10 +90,10 @@ fn check_dims(
     d: &DeclaredIo,
     input: Input,
     batch: usize,
-    shape: teacher::unet::ImageShape,
+    shapes: crate::capture::Shapes,
     reexport: &str,
 ) -> Result<()> {
-    let want = input.dims(batch, shape);
+    let want = input.dims(batch, shapes);
     if d.dims.len() != want.len() {
         return Err(ExportError::onnx_file(
             path,
@@ -152,12 +152,12 @@ impl TractPlan {
             path: path.to_path_buf(),
             message: m,
         };
-        let shape = source.model.example_shape();
+        let shapes = source.shapes();
         let mut model = tract_onnx::onnx()
             .model_for_path(path)
             .map_err(|e| err(format!("tract cannot read it ({e:#})")))?;
         for (i, &input) in order.iter().enumerate() {
-            let dims = input.dims(batch, shape);
+            let dims = input.dims(batch, shapes);
             let fact: InferenceFact = match input.elem() {
                 ElemType::I64 => i64::fact(&dims).into(),
                 _ => f32::fact(&dims).into(),

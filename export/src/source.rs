@@ -8,13 +8,19 @@ use teacher::checkpoint::Checkpoint;
 use teacher::model::EdmModel;
 use teacher::recipe::{ModelKind, SamplerPlan};
 
-use crate::capture::{Input, MAX_UNROLL_STEPS, inputs_of};
+use teacher::latent::source::{DecoderChoice, Decoding, decoding_of};
+
+use crate::capture::{Input, MAX_DECODER_NOISES, MAX_UNROLL_STEPS, Shapes, inputs_of};
 use crate::error::{ExportError, Result};
 
 /// Metadata key of an unrolled file's step count.
 pub const UNROLLED_STEPS_KEY: &str = "fewstep.unrolled_steps";
 /// Metadata key of an unrolled file's guidance weight (a teacher's constant).
 pub const UNROLLED_GUIDANCE_KEY: &str = "fewstep.guidance";
+/// Metadata key of an unrolled latent chain's decoder run.
+pub const DECODER_KEY: &str = "fewstep.decoder";
+/// Metadata key of an unrolled latent chain's decoder steps.
+pub const DECODER_STEPS_KEY: &str = "fewstep.decoder_steps";
 
 /// Guidance-weight range used for random `w` inputs when a student records none.
 pub const DEFAULT_W_RANGE: (f64, f64) = (0.0, 4.0);
@@ -38,6 +44,37 @@ pub struct Unroll {
     pub steps: usize,
     pub guidance: f64,
     pub plan: SamplerPlan,
+    /// A model of latents: the decoder that turns its samples into images, in the same graph.
+    pub decoding: Option<Decoding>,
+}
+
+impl Unroll {
+    /// Network evaluations per image of the whole graph (the decoder's included).
+    pub fn nfe(&self) -> usize {
+        self.plan.nfe() + self.decoding.as_ref().map_or(0, Decoding::nfe)
+    }
+
+    /// What the graph runs, for reports.
+    pub fn describe(&self) -> String {
+        match &self.decoding {
+            None => self.plan.describe(),
+            Some(d) => format!(
+                "{}, then the decoder `{}` {} steps of {}",
+                self.plan.describe(),
+                d.run().display(),
+                d.steps(),
+                d.describe()
+            ),
+        }
+    }
+
+    /// The decoder as `fewstep sample --decoder RUN --decoder-steps K` names it.
+    pub fn decoder_choice(&self) -> Option<DecoderChoice> {
+        self.decoding.as_ref().map(|d| DecoderChoice {
+            run: Some(d.run().to_path_buf()),
+            steps: Some(d.steps()),
+        })
+    }
 }
 
 impl Source {
@@ -64,18 +101,25 @@ impl Source {
     }
 
     /// Load `--model RUN` for an unrolled export of its `steps`-step sampler at guidance `w`
-    /// (teachers: a constant of the graph; students: the default of their `w` input).
-    pub fn load_unrolled(run: &Path, steps: usize, w: f64, device: &Device) -> Result<Self> {
+    /// (teachers: a constant of the graph; students: the default of their `w` input). A model of
+    /// latents is followed by its decoder (`decoder` picks another run or step count).
+    pub fn load_unrolled(
+        run: &Path,
+        steps: usize,
+        w: f64,
+        decoder: Option<&DecoderChoice>,
+        device: &Device,
+    ) -> Result<Self> {
         if steps == 0 || steps > MAX_UNROLL_STEPS {
             return Err(ExportError::Invalid(format!(
                 "`--unroll-steps {steps}`: unrolled samplers take 1 to {MAX_UNROLL_STEPS} steps"
             )));
         }
         let mut s = Self::load(run, Some(steps), device)?;
-        if s.checkpoint.header.teacher_config()?.data.source == teacher::data::DataSource::Latents {
+        let decoding = decoding_of(&s.checkpoint.header, decoder, device)?;
+        if decoder.is_some() && decoding.is_none() {
             return Err(ExportError::Invalid(format!(
-                "`{}` samples latents: its unrolled serving graph (prior steps + decoder steps) is \
-                 not built yet; export its denoiser without `--unroll-steps`",
+                "`--decoder`: `{}` samples images, not latents; drop `--decoder`/`--decoder-steps`",
                 s.path.display()
             )));
         }
@@ -85,13 +129,32 @@ impl Source {
             inputs.push(Input::W);
         }
         inputs.extend((1..plan.noises()).map(|k| Input::Renoise(k as u8)));
+        if let Some(d) = &decoding {
+            let n = d.plan().noises();
+            if n > MAX_DECODER_NOISES {
+                return Err(ExportError::Invalid(format!(
+                    "the decoder `{}` at {} steps takes {n} unit noises; an unrolled graph takes                      at most {MAX_DECODER_NOISES}: pass fewer `--decoder-steps`",
+                    d.run().display(),
+                    d.steps()
+                )));
+            }
+            inputs.push(Input::LatentNoise);
+            inputs.extend((0..n).map(|k| Input::DecoderNoise(k as u8)));
+        }
         s.inputs = inputs;
         s.unroll = Some(Unroll {
             steps,
             guidance: w,
             plan,
+            decoding,
         });
         Ok(s)
+    }
+
+    /// The shapes of the graph's tensors (an unrolled latent chain ends in its decoder's images).
+    pub fn shapes(&self) -> Shapes {
+        let decoding = self.unroll.as_ref().and_then(|u| u.decoding.as_ref());
+        Shapes::decoded(&self.model, decoding)
     }
 
     /// The source an exported file was made from: `--model RUN` as exported, unrolled when the
@@ -132,7 +195,14 @@ impl Source {
                         ),
                     ));
                 }
-                Self::load_unrolled(run, s, w, device)
+                let decoder = match (meta(DECODER_KEY), meta(DECODER_STEPS_KEY)) {
+                    (Some(run), Some(k)) => Some(DecoderChoice {
+                        run: Some(PathBuf::from(run)),
+                        steps: Some(k.parse().map_err(|_| bad(DECODER_STEPS_KEY))?),
+                    }),
+                    _ => None,
+                };
+                Self::load_unrolled(run, s, w, decoder.as_ref(), device)
             }
         }
     }
@@ -193,9 +263,18 @@ impl Source {
                       w: guidance weight [N]; renoise_k: unit Gaussian re-noising step k (consistency)"
                     .into(),
             };
+            if let Some(d) = &u.decoding {
+                m[4].1 += "; latent_noise: the channel's unit Gaussian ε [N,C_z,H_z,W_z] \
+                           (z_0 = sample + sigma_0·ε); decoder_noise_k: the decoder sampler's unit \
+                           Gaussian k [N,C,H,W] (k = 0: its initial noise)";
+                m.push((DECODER_KEY.into(), d.run().display().to_string()));
+                m.push((DECODER_STEPS_KEY.into(), d.steps().to_string()));
+                m.push(("fewstep.sigma_0".into(), d.sigma0().to_string()));
+            }
             m.push((UNROLLED_STEPS_KEY.into(), u.steps.to_string()));
             m.push((UNROLLED_GUIDANCE_KEY.into(), u.guidance.to_string()));
-            m.push(("fewstep.sampler".into(), u.plan.describe()));
+            m.push(("fewstep.sampler".into(), u.describe()));
+            m.push(("fewstep.nfe".into(), u.nfe().to_string()));
             m.push(("fewstep.sigmas".into(), format!("{:?}", u.plan.sigmas())));
         }
         if let Some(steps) = h.recipe.fixed_steps() {

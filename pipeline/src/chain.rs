@@ -18,6 +18,9 @@ use crate::config::PipelineConfig;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
+    /// A latent chain's stage 1: encoder, prior and decoder trained jointly (`teacher::train`
+    /// of `[latent.autoencoder]`); the teacher is its base model over the frozen latents.
+    Autoencoder,
     /// The CFG teacher (`teacher::train`).
     Teacher,
     /// Guided distillation of the teacher (`student::guided`).
@@ -26,6 +29,9 @@ pub enum Stage {
     Progressive,
     /// Consistency distillation from the guided student (`student::consistency`).
     Consistency,
+    /// A latent chain's decoder distilled by consistency from the autoencoder's
+    /// (`student::consistency` of `[latent.decoder]`), for serving in few steps.
+    Decoder,
     /// The feature network behind FID/FVD (`eval::classifier`).
     Features,
     /// Serving artefacts of the shipped progressive round (`crate::serving`).
@@ -34,12 +40,14 @@ pub enum Stage {
     Report,
 }
 
-/// The chain, in the order it runs.
-pub const CHAIN: [Stage; 7] = [
+/// The chain, in the order it runs (the latent stages only where `[latent]` is given).
+pub const CHAIN: [Stage; 9] = [
+    Stage::Autoencoder,
     Stage::Teacher,
     Stage::Guided,
     Stage::Progressive,
     Stage::Consistency,
+    Stage::Decoder,
     Stage::Features,
     Stage::Export,
     Stage::Report,
@@ -48,6 +56,8 @@ pub const CHAIN: [Stage; 7] = [
 impl Stage {
     pub fn name(self) -> &'static str {
         match self {
+            Stage::Autoencoder => "autoencoder",
+            Stage::Decoder => "decoder",
             Stage::Features => "features",
             Stage::Export => "export",
             Stage::Report => "report",
@@ -58,22 +68,40 @@ impl Stage {
     /// The kind of model a training stage writes (None: not a training stage).
     pub fn trains(self) -> Option<ModelKind> {
         match self {
-            Stage::Teacher => Some(ModelKind::Teacher),
+            Stage::Autoencoder | Stage::Teacher => Some(ModelKind::Teacher),
             Stage::Guided => Some(ModelKind::Guided),
             Stage::Progressive => Some(ModelKind::Progressive),
-            Stage::Consistency => Some(ModelKind::Consistency),
+            Stage::Consistency | Stage::Decoder => Some(ModelKind::Consistency),
             Stage::Features | Stage::Export | Stage::Report => None,
         }
     }
 
+    /// Whether the chain of `cfg` has this stage (the latent ones only with `[latent]`).
+    pub fn present(self, cfg: &PipelineConfig) -> bool {
+        match self {
+            Stage::Autoencoder | Stage::Decoder => cfg.latent.is_some(),
+            _ => true,
+        }
+    }
+
+    /// Whether the stage's run samples from noise (a teacher or student the report compares;
+    /// not the autoencoder and decoder, which turn latents into images).
+    pub fn samples(self) -> bool {
+        matches!(
+            self,
+            Stage::Teacher | Stage::Guided | Stage::Progressive | Stage::Consistency
+        )
+    }
+
     /// The stages whose outputs this one reads (its hash includes theirs, so a change upstream
-    /// redoes everything below it).
+    /// redoes everything below it); stages the chain does not have are left out of the hash.
     pub fn reads(self) -> &'static [Stage] {
         match self {
-            Stage::Teacher | Stage::Features => &[],
+            Stage::Autoencoder | Stage::Features => &[],
+            Stage::Teacher | Stage::Decoder => &[Stage::Autoencoder],
             Stage::Guided => &[Stage::Teacher],
             Stage::Progressive | Stage::Consistency => &[Stage::Guided],
-            Stage::Export => &[Stage::Progressive],
+            Stage::Export => &[Stage::Progressive, Stage::Decoder],
             Stage::Report => &[
                 Stage::Teacher,
                 Stage::Guided,
@@ -81,41 +109,56 @@ impl Stage {
                 Stage::Consistency,
                 Stage::Features,
                 Stage::Export,
+                Stage::Decoder,
             ],
         }
     }
 
-    /// The stage's own settings as text, for its hash (`data` is the `--data DIR` key).
+    /// The stage's own settings as text, for its hash (`data` is the `--data DIR` key). The
+    /// latent chain's additions only where it has them, so other chains keep their hashes.
     pub fn identity(self, cfg: &PipelineConfig, data: &str) -> Vec<String> {
+        let latent = cfg.latent.as_ref();
+        let served = |mut v: Vec<String>| {
+            v.extend(latent.map(|l| l.decoder_steps.to_string()));
+            v
+        };
         match self {
+            Stage::Autoencoder => vec![json(&latent.map(|l| &l.autoencoder)), data.into()],
             Stage::Teacher => vec![json(&cfg.teacher), data.into()],
             Stage::Guided => vec![json(&cfg.guided)],
             Stage::Progressive => vec![json(&cfg.progressive)],
             Stage::Consistency => vec![json(&cfg.consistency)],
-            Stage::Features => vec![json(&cfg.features), json(&cfg.teacher.data), data.into()],
-            Stage::Export => vec![json(&cfg.export)],
-            Stage::Report => vec![json(&cfg.eval)],
+            Stage::Decoder => vec![json(&latent.map(|l| &l.decoder))],
+            Stage::Features => vec![json(&cfg.features), json(cfg.image_data()), data.into()],
+            Stage::Export => served(vec![json(&cfg.export)]),
+            Stage::Report => served(vec![json(&cfg.eval)]),
         }
     }
 
     /// The loop settings of a training stage under `cfg` (progressive: those of every round).
     pub fn train_config(self, cfg: &PipelineConfig) -> Option<&TrainConfig> {
+        let latent = cfg.latent.as_ref();
         match self {
+            Stage::Autoencoder => latent.map(|l| &l.autoencoder.train),
             Stage::Teacher => Some(&cfg.teacher.train),
             Stage::Guided => Some(&cfg.guided.train),
             Stage::Progressive => Some(&cfg.progressive.train),
             Stage::Consistency => Some(&cfg.consistency.train),
+            Stage::Decoder => latent.map(|l| &l.decoder.train),
             _ => None,
         }
     }
 
     /// The same, to change (benchmarks shorten every stage).
     pub fn train_config_mut(self, cfg: &mut PipelineConfig) -> Option<&mut TrainConfig> {
+        let latent = cfg.latent.as_mut();
         match self {
+            Stage::Autoencoder => latent.map(|l| &mut l.autoencoder.train),
             Stage::Teacher => Some(&mut cfg.teacher.train),
             Stage::Guided => Some(&mut cfg.guided.train),
             Stage::Progressive => Some(&mut cfg.progressive.train),
             Stage::Consistency => Some(&mut cfg.consistency.train),
+            Stage::Decoder => latent.map(|l| &mut l.decoder.train),
             _ => None,
         }
     }
@@ -147,9 +190,16 @@ impl Stage {
     }
 }
 
-/// The training stages, in chain order.
-pub fn training_stages() -> impl Iterator<Item = Stage> {
-    CHAIN.into_iter().filter(|s| s.trains().is_some())
+/// The training stages of `cfg`'s chain, in chain order.
+pub fn training_stages(cfg: &PipelineConfig) -> impl Iterator<Item = Stage> + '_ {
+    CHAIN
+        .into_iter()
+        .filter(|s| s.trains().is_some() && s.present(cfg))
+}
+
+/// The stages whose runs sample from noise (the teacher and its students), in chain order.
+pub fn model_stages() -> impl Iterator<Item = Stage> {
+    CHAIN.into_iter().filter(|s| s.samples())
 }
 
 /// What a distillation stage did: one run, or a progressive run's rounds.
@@ -214,7 +264,9 @@ pub fn distil(
     use student::{consistency, guided, progressive};
     Ok(match stage {
         Stage::Guided => Distilled::Run(guided::run_guided(source, students, opts)?),
-        Stage::Consistency => Distilled::Run(consistency::run_consistency(source, students, opts)?),
+        Stage::Consistency | Stage::Decoder => {
+            Distilled::Run(consistency::run_consistency(source, students, opts)?)
+        }
         Stage::Progressive => Distilled::Rounds(progressive::run_progressive(
             source, to_steps, students, opts,
         )?),

@@ -33,7 +33,45 @@ pub struct PipelineConfig {
     pub eval: EvalStage,
     #[serde(default)]
     pub export: ExportStage,
+    /// A latent chain (Unified Latents, issue #17): the stage-1 autoencoder the teacher's
+    /// latents come from and the decoder distilled for serving; None: a chain over pixels.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub latent: Option<LatentStages>,
 }
+
+/// `[latent]`: the stages a chain over latents adds. Stage 1 (`[latent.autoencoder]`: encoder,
+/// prior and decoder trained jointly) runs first; the teacher is the base model over its frozen
+/// latents (`[teacher.data] source = "latents"` with `[teacher.data.latents] autoencoder =
+/// "autoencoder"`: this stage's run, relative to the run folder); after the students, the
+/// decoder is distilled by consistency (`[latent.decoder]`) to `decoder_steps` steps, with which
+/// the export serves the students and the report measures them. The teacher rows decode with
+/// the autoencoder's own decoder at `teacher.data.latents.decoder_steps`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LatentStages {
+    /// Stage 1: a `[model] kind = "latent_autoencoder"` config on the images.
+    pub autoencoder: TeacherConfig,
+    /// Consistency distillation of the autoencoder's decoder.
+    #[serde(default)]
+    pub decoder: ConsistencyConfig,
+    /// Steps of the distilled decoder behind every student (default 1).
+    #[serde(default = "one")]
+    pub decoder_steps: usize,
+    /// Test images of the report's reconstruction PSNR/FID and rate (default 1000).
+    #[serde(default = "thousand")]
+    pub measure_n: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+fn thousand() -> usize {
+    1000
+}
+
+/// The `[teacher.data.latents] autoencoder` of a latent chain: the autoencoder stage's run.
+pub const LATENT_AUTOENCODER_RUN: &str = "autoencoder";
 
 impl Default for PipelineConfig {
     fn default() -> Self {
@@ -45,6 +83,7 @@ impl Default for PipelineConfig {
             features: quick::features(),
             eval: EvalStage::default(),
             export: ExportStage::default(),
+            latent: None,
         }
     }
 }
@@ -278,7 +317,7 @@ impl PipelineConfig {
             .with_context(|| format!("cannot read pipeline config `{}`", path.display()))?;
         let cfg: Self = toml::from_str(&text).with_context(|| {
             format!(
-                "pipeline config `{}`: sections are [teacher.*], [guided], [progressive], [consistency], [features], [eval], [export]",
+                "pipeline config `{}`: sections are [teacher.*], [guided], [progressive], [consistency], [features], [eval], [export], [latent.*]",
                 path.display()
             )
         })?;
@@ -295,9 +334,92 @@ impl PipelineConfig {
         }
     }
 
+    /// The students' settings with the decoder's distillation as the consistency one.
+    pub fn decoder_students(&self) -> Option<StudentConfig> {
+        let l = self.latent.as_ref()?;
+        Some(StudentConfig {
+            consistency: l.decoder.clone(),
+            ..self.students()
+        })
+    }
+
+    /// The data of the chain's images: the teacher's, or in a latent chain the autoencoder's
+    /// (the features, the report's reference and the memorisation check read images).
+    pub fn image_data(&self) -> &teacher::data::DataConfig {
+        match &self.latent {
+            Some(l) => &l.autoencoder.data,
+            None => &self.teacher.data,
+        }
+    }
+
+    /// The teacher config as the run in `run` trains it: a latent chain's `[teacher.data.latents]`
+    /// pointed at `run`'s autoencoder stage (an absolute path: every model distilled from the
+    /// teacher decodes through it, from wherever it is sampled).
+    pub fn teacher_in(&self, run: &Path) -> TeacherConfig {
+        let mut t = self.teacher.clone();
+        if self.latent.is_some()
+            && let Some(l) = t.data.latents.as_mut()
+        {
+            let run = std::path::absolute(run).unwrap_or_else(|_| run.to_path_buf());
+            l.autoencoder = run.join(LATENT_AUTOENCODER_RUN);
+        }
+        t
+    }
+
+    /// A latent chain's checks: stage 1 is an autoencoder, the teacher reads its latents, and
+    /// neither the autoencoder nor the decoder is named elsewhere.
+    fn validate_latent(&self) -> Result<()> {
+        let over_latents = self.teacher.data.source == teacher::data::DataSource::Latents;
+        let Some(l) = &self.latent else {
+            if over_latents {
+                bail!(
+                    "[teacher.data] source = \"latents\" in a pipeline needs a [latent.autoencoder] \
+                     section (the chain trains its own stage 1): add one, or train the base model \
+                     with `fewstep teacher train`"
+                );
+            }
+            return Ok(());
+        };
+        if !matches!(l.autoencoder.model, NetworkConfig::LatentAutoencoder(_)) {
+            bail!(
+                "[latent.autoencoder.model]: give kind = \"latent_autoencoder\" (Unified Latents' stage 1)"
+            );
+        }
+        let named = self.teacher.data.latents.as_ref();
+        if !over_latents || named.is_none_or(|s| s.autoencoder != Path::new(LATENT_AUTOENCODER_RUN))
+        {
+            bail!(
+                "a pipeline with [latent] trains its teacher on the autoencoder stage's latents: \
+                 give [teacher.data] source = \"latents\" and [teacher.data.latents] autoencoder = \
+                 \"{LATENT_AUTOENCODER_RUN}\""
+            );
+        }
+        if named.is_some_and(|s| s.decoder.is_some()) {
+            bail!(
+                "[teacher.data.latents] decoder: a pipeline distils its own decoder ([latent.decoder]); \
+                 leave `decoder` out"
+            );
+        }
+        if l.decoder_steps == 0 {
+            bail!("latent.decoder_steps = 0: the distilled decoder takes at least 1 step");
+        }
+        if l.measure_n < 2 {
+            bail!(
+                "latent.measure_n = {}: measure at least 2 test images",
+                l.measure_n
+            );
+        }
+        l.autoencoder.validate()?;
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<()> {
+        self.validate_latent()?;
         self.teacher.validate()?;
         self.students().validate()?;
+        if let Some(d) = self.decoder_students() {
+            d.validate()?;
+        }
         let start = self.progressive.start_steps;
         if !start.is_power_of_two()
             || self.export.steps > start

@@ -7,6 +7,8 @@ use std::path::PathBuf;
 
 use teacher::train::{LoggedTime, logged_seconds};
 
+use teacher::recipe::ModelKind;
+
 use crate::chain::{Stage, training_stages};
 use crate::config::PipelineConfig;
 
@@ -32,7 +34,7 @@ pub fn training_cost(
     dir: impl Fn(Stage) -> PathBuf,
     pipeline_seconds: impl Fn(&str) -> Option<f64>,
 ) -> eval::report::Section {
-    let rows: Vec<(Stage, Option<LoggedTime>, Option<f64>)> = training_stages()
+    let rows: Vec<(Stage, Option<LoggedTime>, Option<f64>)> = training_stages(cfg)
         .map(|st| {
             let batch = match st {
                 Stage::Teacher => teacher_batch,
@@ -41,8 +43,20 @@ pub fn training_cost(
             (st, logged(st, dir(st), batch), pipeline_seconds(st.name()))
         })
         .collect();
-    let teacher_s = rows[0].1.map(|t| t.seconds);
-    let distill_s: Option<f64> = rows[1..].iter().map(|r| r.1.map(|t| t.seconds)).sum();
+    let seconds_of = |pick: fn(Stage) -> bool| -> Option<f64> {
+        rows.iter()
+            .filter(|r| pick(r.0))
+            .map(|r| r.1.map(|t| t.seconds))
+            .sum()
+    };
+    let teacher_s = seconds_of(|st| st == Stage::Teacher);
+    let distilled = |st: Stage| st.trains().is_some_and(|k| k != ModelKind::Teacher);
+    let distill_s = seconds_of(distilled);
+    let names: Vec<&str> = rows
+        .iter()
+        .filter(|r| distilled(r.0))
+        .map(|r| r.0.name())
+        .collect();
     let mut md = String::from(
         "Training time per stage as each run's `metrics.jsonl` logs it (Σ steps × batch ÷ img/s: \
          the run's own backend and threads, summed over resumes), and the wall clock of the \
@@ -72,7 +86,8 @@ pub fn training_cost(
     if let (Some(d), Some(ts)) = (distill_s, teacher_s) {
         let _ = writeln!(
             md,
-            "\nDistillation (guided + progressive + consistency): {d:.0} s = {:.2}× the teacher's {ts:.0} s.",
+            "\nDistillation ({}): {d:.0} s = {:.2}× the teacher's {ts:.0} s.",
+            names.join(" + "),
             d / ts
         );
         data.insert("distillation_vs_teacher".into(), serde_json::json!(d / ts));

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cost;
 pub mod features;
 pub mod images;
+pub mod latent_report;
 pub mod measure;
 pub mod report;
 pub mod run;

@@ -209,22 +209,22 @@ impl Latency {
     }
 }
 
-/// Time sampling one batch of `batch` images from `ck` at `steps` steps (`sampler`: None for
-/// the model's own).
+/// Time sampling one batch of `spec.n` images from `ck` as `spec` says (its `first` and `seed`
+/// do not matter for the time).
 pub fn latency(
     ck: &Checkpoint,
-    steps: usize,
-    sampler: Option<teacher::edm::solver::Sampler>,
-    batch: usize,
-    guidance: f64,
+    spec: &SampleSpec,
     reps: usize,
     device: &Device,
 ) -> Result<Latency> {
+    let batch = spec.n;
     if batch == 0 {
         bail!("`--batch 0`: time at least one image per batch");
     }
-    let mut spec = SampleSpec::eval(batch, steps, guidance, 0, batch);
-    spec.sampler = sampler;
+    let spec = SampleSpec {
+        batch_size: batch,
+        ..spec.clone()
+    };
     let (mut times, mut nfe) = (Vec::new(), 0);
     for rep in 0..=reps.max(1) {
         let t = Instant::now();
@@ -242,7 +242,7 @@ pub fn latency(
         reps: times.len(),
         nfe,
         kind: ck.header.kind(),
-        steps,
+        steps: spec.steps,
         batch,
     })
 }

@@ -19,8 +19,10 @@ use teacher::image_io::{grid, write_png};
 use teacher::recipe::ModelKind;
 use teacher::unet::ImageShape;
 
-use crate::chain::{Stage, training_stages};
+use crate::chain::{Stage, model_stages};
 use crate::config::{PipelineConfig, VerdictConfig};
+use teacher::latent::source::DecoderChoice;
+
 use crate::images::image_source;
 use crate::sample_cache::{CachedSet, SampleCache, SetKey};
 
@@ -55,6 +57,11 @@ pub struct ReportSettings {
     pub verdict: VerdictConfig,
     /// The resumable sample cache (kept apart from `out`, which is replaced whole).
     pub cache: PathBuf,
+    /// Models of latents: the decoder every student decodes with (a latent chain's distilled
+    /// one); None: each model's chain decoder. Teachers always take their chain's.
+    pub student_decoder: Option<DecoderChoice>,
+    /// A latent chain: its autoencoder's reconstruction and rate section.
+    pub latent: Option<crate::latent_report::LatentCheck>,
 }
 
 impl ReportSettings {
@@ -74,9 +81,11 @@ impl ReportSettings {
         run: &Path,
         data: Option<PathBuf>,
     ) -> Self {
-        let (e, dataset) = (&cfg.eval, cfg.teacher.data.name());
+        // The images the chain makes (a latent chain's: its autoencoder's data).
+        let images = cfg.image_data();
+        let (e, dataset) = (&cfg.eval, images.name());
         // Clips have no named split: the reference is the teacher's own data config's.
-        let (reference, real, train) = if cfg.teacher.data.is_clips() {
+        let (reference, real, train) = if images.is_clips() {
             let t = teacher_dir.display();
             let train = format!("run:{t}:train");
             (format!("run:{t}:test"), format!("{train}:{}", e.n), train)
@@ -89,7 +98,7 @@ impl ReportSettings {
             st => run.join(st.name()),
         };
         Self {
-            runs: training_stages().map(dir).collect(),
+            runs: model_stages().map(dir).collect(),
             features: run.join(Stage::Features.name()),
             real: Some(e.real.clone().unwrap_or(real)),
             reference,
@@ -110,6 +119,23 @@ impl ReportSettings {
                 ..e.verdict.clone()
             },
             cache: run.join("report-samples"),
+            student_decoder: cfg.latent.as_ref().map(|l| DecoderChoice {
+                run: Some(run.join(Stage::Decoder.name())),
+                steps: Some(l.decoder_steps),
+            }),
+            latent: cfg
+                .latent
+                .as_ref()
+                .map(|l| crate::latent_report::LatentCheck {
+                    autoencoder: run.join(Stage::Autoencoder.name()),
+                    decoder_steps: cfg
+                        .teacher
+                        .data
+                        .latents
+                        .as_ref()
+                        .map_or(16, |s| s.decoder_steps),
+                    n: l.measure_n,
+                }),
         }
     }
 }
@@ -188,6 +214,7 @@ pub(crate) struct Scoring {
     pub cache: SampleCache,
     pub batch: usize,
     pub seed: u64,
+    student_decoder: Option<DecoderChoice>,
 }
 
 impl Scoring {
@@ -208,7 +235,17 @@ impl Scoring {
             cache: SampleCache::open(&args.cache)?,
             batch: args.batch,
             seed: args.seed,
+            student_decoder: args.student_decoder.clone(),
         })
+    }
+
+    /// The decoder `ck`'s samples go through when it is not its chain's: a student's under
+    /// `student_decoder`.
+    pub fn decoder_for(&self, ck: &Checkpoint) -> Option<DecoderChoice> {
+        match ck.header.kind() {
+            ModelKind::Teacher => None,
+            _ => self.student_decoder.clone(),
+        }
     }
 
     pub fn channels(&self) -> usize {
@@ -244,12 +281,19 @@ impl Scoring {
     ) -> Result<CachedSet> {
         let kind = ck.header.kind().name();
         let solver = sampler.map_or("own", |s| s.name());
+        let decoder = self.decoder_for(ck);
+        let dec = decoder
+            .as_ref()
+            .and_then(|d| d.steps)
+            .map(|k| format!("-dec{k}"))
+            .unwrap_or_default();
         let key = SetKey {
-            label: format!("{kind}-{steps:03}-{solver}-w{w}"),
+            label: format!("{kind}-{steps:03}-{solver}-w{w}{dec}"),
             steps,
             sampler,
             guidance: w,
             seed: self.seed,
+            decoder,
         };
         self.cache.get(ck, &key, n, self.batch, &self.device)
     }
@@ -414,7 +458,14 @@ pub fn report_with(
     };
     let (mut rows, clips) = main_rows(args, &todo, &scoring, quiet)?;
     sections.extend(strips_section(&args.out, &clips, example)?);
-    let verdict = crate::verdict::analyse(args, &mut rows, &scoring, quiet)?;
+    let mut verdict = crate::verdict::analyse(args, &mut rows, &scoring, quiet)?;
+    if let Some(check) = &args.latent {
+        let (data, out) = (args.data.as_deref(), &args.out);
+        let h = &mut verdict.headline;
+        sections.push(crate::latent_report::section(
+            check, data, &scoring, args.seed, out, h,
+        )?);
+    }
     let v = &args.verdict.intervals;
     let protocol = Protocol {
         bootstrap: v.bootstrap,
@@ -446,6 +497,12 @@ pub fn report_with(
     write_report(&args.out, &results)?;
     staged.commit()?;
     println!("report written to {}", dest.join("report.md").display());
+    print_headline(&results);
+    Ok(())
+}
+
+/// The headline's one line on stdout (when the report has one).
+fn print_headline(results: &Results) {
     if let (Some((f, ci)), Some(s)) = (
         results.headline.ratio(),
         results.headline.speedup_student4_vs_teacher50,
@@ -458,7 +515,6 @@ pub fn report_with(
             h.steps.unwrap_or(0)
         );
     }
-    Ok(())
 }
 
 /// `fewstep eval render`: re-draw the report in `dir` from its `results.json`; returns the

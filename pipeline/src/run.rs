@@ -14,6 +14,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use teacher::checkpoint::{Checkpoint, LATEST};
+use teacher::latent::source::DecoderChoice;
 use teacher::train::TrainOptions;
 
 use crate::chain::{CHAIN, Stage, distil, trained};
@@ -154,18 +155,17 @@ fn hash_of(parts: &[&str]) -> String {
 /// it reads. `teacher` is the hash of a `--from-teacher` run, which replaces the teacher stage's.
 fn stage_hashes(cfg: &PipelineConfig, data: &str, teacher: Option<String>) -> Vec<(Stage, String)> {
     let mut out: Vec<(Stage, String)> = Vec::new();
-    for stage in CHAIN {
+    for stage in CHAIN.into_iter().filter(|st| st.present(cfg)) {
         let hash = match (stage, &teacher) {
             (Stage::Teacher, Some(h)) => h.clone(),
             _ => {
                 let mut parts = vec![stage.name().to_string()];
                 parts.extend(stage.identity(cfg, data));
+                // Reads come earlier; a stage this chain lacks adds nothing.
                 for read in stage.reads() {
-                    let (_, h) = out
-                        .iter()
-                        .find(|(s, _)| s == read)
-                        .expect("reads come earlier");
-                    parts.push(h.clone());
+                    if let Some((_, h)) = out.iter().find(|(s, _)| s == read) {
+                        parts.push(h.clone());
+                    }
                 }
                 hash_of(&parts.iter().map(String::as_str).collect::<Vec<_>>())
             }
@@ -233,23 +233,32 @@ impl Ctx<'_> {
     /// Run `stage`; returns what it says about itself.
     fn run(&self, stage: Stage) -> Result<String> {
         let (cfg, dev) = (&self.s.config, &self.s.device);
+        let latent = cfg.latent.as_ref();
         match stage {
-            Stage::Teacher => {
+            Stage::Autoencoder | Stage::Teacher => {
                 let opts = self.train_options(self.dir(stage));
-                Ok(trained(&teacher::train::train_teacher(
-                    &cfg.teacher,
-                    &opts,
-                )?))
+                let tc = match (stage, latent) {
+                    (Stage::Autoencoder, Some(l)) => l.autoencoder.clone(),
+                    (Stage::Autoencoder, None) => bail!("this chain has no [latent.autoencoder]"),
+                    _ => cfg.teacher_in(&self.s.out),
+                };
+                Ok(trained(&teacher::train::train_teacher(&tc, &opts)?))
             }
-            Stage::Guided | Stage::Progressive | Stage::Consistency => {
+            Stage::Guided | Stage::Progressive | Stage::Consistency | Stage::Decoder => {
                 let mut opts = self.train_options(self.dir(stage));
                 // finished rounds are skipped, an interrupted one resumes
                 opts.resume |= stage == Stage::Progressive;
                 let source = self.dir(stage.reads()[0]);
-                Ok(distil(stage, &source, &cfg.students(), &opts, 1)?.summary())
+                let students = match stage {
+                    Stage::Decoder => cfg
+                        .decoder_students()
+                        .context("this chain has no [latent.decoder]")?,
+                    _ => cfg.students(),
+                };
+                Ok(distil(stage, &source, &students, &opts, 1)?.summary())
             }
             Stage::Features => crate::features::train_for(
-                &cfg.teacher.data,
+                cfg.image_data(),
                 cfg.features.steps,
                 self.s.data.as_deref(),
                 &self.dir(stage),
@@ -258,10 +267,20 @@ impl Ctx<'_> {
             ),
             Stage::Export => {
                 let prog = self.dir(Stage::Progressive);
-                crate::serving::ship(&prog, &self.dir(stage), &cfg.export, dev)
+                let decoder = self.student_decoder();
+                crate::serving::ship(&prog, &self.dir(stage), &cfg.export, decoder.as_ref(), dev)
             }
             Stage::Report => self.report(),
         }
+    }
+
+    /// A latent chain's distilled decoder at its serving steps (what every student decodes with).
+    fn student_decoder(&self) -> Option<DecoderChoice> {
+        let l = self.s.config.latent.as_ref()?;
+        Some(DecoderChoice {
+            run: Some(self.dir(Stage::Decoder)),
+            steps: Some(l.decoder_steps),
+        })
     }
 
     /// The report stage: every model of the chain, plus the serving and training-cost sections.

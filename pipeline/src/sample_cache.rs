@@ -12,6 +12,7 @@ use burn::tensor::Device;
 use serde::{Deserialize, Serialize};
 use teacher::checkpoint::{Checkpoint, sha256_hex, write_atomic};
 use teacher::edm::solver::Sampler;
+use teacher::latent::source::DecoderChoice;
 use teacher::lock::FolderLock;
 use teacher::npy::{NpyData, read_npy, write_npy};
 use teacher::sample::{ClassChoice, SampleSpec, sample_checkpoint};
@@ -31,6 +32,8 @@ pub struct SetKey {
     pub sampler: Option<Sampler>,
     pub guidance: f64,
     pub seed: u64,
+    /// A model of latents: the decoder other than its chain's (a distilled one, its steps).
+    pub decoder: Option<DecoderChoice>,
 }
 
 /// What a set's folder records: what made it, and the sampling time of every chunk.
@@ -109,7 +112,7 @@ impl SampleCache {
         let bytes = std::fs::read(&ck.path)
             .with_context(|| format!("cannot read `{}`", ck.path.display()))?;
         let sha = sha256_hex(&bytes);
-        let folder = self.set_folder(key, &sha);
+        let folder = self.set_folder(key, &sha)?;
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("cannot create `{}`", folder.display()))?;
         let mut rec = load_record(&folder, &sha)?;
@@ -146,11 +149,25 @@ impl SampleCache {
         })
     }
 
-    fn set_folder(&self, key: &SetKey, sha: &str) -> PathBuf {
-        let id = format!(
+    /// The folder of `key`'s set from the checkpoint with hash `sha` (a decoder other than the
+    /// chain's adds its own checkpoint's hash and steps).
+    fn set_folder(&self, key: &SetKey, sha: &str) -> Result<PathBuf> {
+        let mut id = format!(
             "{sha}|{}|{:?}|{}|{}",
             key.steps, key.sampler, key.guidance, key.seed
         );
+        if let Some(d) = &key.decoder {
+            let decoder_sha = match &d.run {
+                Some(run) => {
+                    let p = run.join(teacher::checkpoint::LATEST);
+                    let bytes = std::fs::read(&p)
+                        .with_context(|| format!("cannot read the decoder `{}`", p.display()))?;
+                    sha256_hex(&bytes)
+                }
+                None => String::new(),
+            };
+            id += &format!("|decoder {decoder_sha}|{:?}", d.steps);
+        }
         let safe: String = key
             .label
             .chars()
@@ -162,8 +179,9 @@ impl SampleCache {
                 }
             })
             .collect();
-        self.dir
-            .join(format!("{safe}-{}", &sha256_hex(id.as_bytes())[..12]))
+        Ok(self
+            .dir
+            .join(format!("{safe}-{}", &sha256_hex(id.as_bytes())[..12])))
     }
 }
 
@@ -209,6 +227,7 @@ fn sample_chunk(
     let mut spec = SampleSpec::eval(n, key.steps, key.guidance, key.seed, n);
     spec.first = first;
     spec.sampler = key.sampler;
+    spec.decoder = key.decoder.clone();
     let t = Instant::now();
     let (s, plan) = sample_checkpoint(ck, &spec, device)?;
     let secs = t.elapsed().as_secs_f64();

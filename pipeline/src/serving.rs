@@ -17,6 +17,8 @@ use export::source::Source;
 use export::triton::{TritonOptions, write_repository};
 use export::triton_accel::Accelerator;
 
+use teacher::latent::source::DecoderChoice;
+
 use crate::config::ExportStage;
 
 /// `export.json` in the export folder.
@@ -80,6 +82,12 @@ pub struct SamplerSummary {
     pub guidance: f64,
     pub inputs: Vec<String>,
     pub parity: Parity,
+    /// Network evaluations per image of the whole graph (a latent chain's decoder included).
+    #[serde(default)]
+    pub nfe: Option<usize>,
+    /// A latent chain: the decoder ending the graph, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decoder: Option<String>,
 }
 
 /// The Triton model repository.
@@ -97,8 +105,15 @@ fn show(p: &Path) -> String {
     p.display().to_string()
 }
 
-/// Export, check, build (or plan) the engine, write the Triton repository.
-pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<String> {
+/// Export, check, build (or plan) the engine, write the Triton repository; a latent chain's
+/// sampler graph ends in `decoder`.
+pub fn ship(
+    prog: &Path,
+    out: &Path,
+    ex: &ExportStage,
+    decoder: Option<&DecoderChoice>,
+    dev: &Device,
+) -> Result<String> {
     let steps = ex.steps;
     let source = Source::load(prog, Some(steps), dev)?;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create `{}`", out.display()))?;
@@ -117,10 +132,8 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
     let plan = out.join(format!("student-{steps}.plan"));
     let engine = engine(&onnx, &plan, batch)?;
     // The whole sampler as one graph: one engine call per batch of images.
-    let unrolled = Source::load_unrolled(prog, steps, ex.guidance, dev)?;
     let sampler_onnx = out.join(format!("sampler-{steps}.onnx"));
-    let (sampler_bytes, rs) =
-        export_checked(&unrolled, &sampler_onnx, &opts, dev, "`fewstep sample`")?;
+    let sampler = ship_sampler(prog, ex, decoder, &sampler_onnx, &opts, dev)?;
     let repo = out.join("model_repository");
     // Both graphs under onnxruntime_onnx with the TensorRT accelerator: the engine built here is
     // TensorRT-RTX, which Triton's tensorrt_plan backend cannot load (it stays beside, labelled).
@@ -138,18 +151,7 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
         onnx_bytes,
         steps,
         parity: Parity::new("tract", &r),
-        sampler: SamplerSummary {
-            onnx: show(&sampler_onnx),
-            onnx_bytes: sampler_bytes,
-            steps,
-            guidance: ex.guidance,
-            inputs: unrolled
-                .inputs
-                .iter()
-                .map(|i| i.name().to_string())
-                .collect(),
-            parity: Parity::new("fewstep sample (same seed)", &rs),
-        },
+        sampler,
         triton: TritonSummary {
             model_file: show(&triton.model_file),
             config: show(&triton.config),
@@ -170,9 +172,45 @@ pub fn ship(prog: &Path, out: &Path, ex: &ExportStage, dev: &Device) -> Result<S
         onnx.display(),
         r.max_abs_err,
         r.tolerance,
-        rs.max_abs_err,
+        summary.sampler.parity.max_abs_err,
         triton.config.display()
     ))
+}
+
+/// The unrolled sampler of the shipped round (a latent chain's ending in `decoder`) exported to
+/// `path` and checked against `fewstep sample`.
+fn ship_sampler(
+    prog: &Path,
+    ex: &ExportStage,
+    decoder: Option<&DecoderChoice>,
+    path: &Path,
+    opts: &CheckOptions,
+    dev: &Device,
+) -> Result<SamplerSummary> {
+    let unrolled = Source::load_unrolled(prog, ex.steps, ex.guidance, decoder, dev)?;
+    let (onnx_bytes, rs) = export_checked(&unrolled, path, opts, dev, "`fewstep sample`")?;
+    let u = unrolled.unroll.as_ref();
+    Ok(SamplerSummary {
+        onnx: show(path),
+        onnx_bytes,
+        steps: ex.steps,
+        guidance: ex.guidance,
+        inputs: unrolled
+            .inputs
+            .iter()
+            .map(|i| i.name().to_string())
+            .collect(),
+        parity: Parity::new("fewstep sample (same seed)", &rs),
+        nfe: u.map(|u| u.nfe()),
+        decoder: u.and_then(|u| u.decoding.as_ref()).map(|d| {
+            format!(
+                "`{}`, {} steps of {}",
+                d.run().display(),
+                d.steps(),
+                d.describe()
+            )
+        }),
+    })
 }
 
 /// Build the engine where TensorRT is found; otherwise record why, with the serving-host
@@ -250,9 +288,15 @@ pub fn section(export_dir: &Path) -> Result<eval::report::Section> {
         p.tolerance
     );
     let sm = &v.sampler;
+    let decoder = sm
+        .decoder
+        .as_ref()
+        .map(|d| format!(", then the decoder {d}"))
+        .unwrap_or_default();
+    let nfe = sm.nfe.map(|n| format!(" (NFE {n})")).unwrap_or_default();
     let _ = writeln!(
         md,
-        "- Unrolled sampler: `{}` ({:.1} KiB): all {} steps in one graph, inputs {}; equals `fewstep sample` at the same seed to {:.2e} (batch {}).",
+        "- Unrolled sampler: `{}` ({:.1} KiB): all {} steps{decoder} in one graph{nfe}, inputs {}; equals `fewstep sample` at the same seed to {:.2e} (batch {}).",
         sm.onnx,
         sm.onnx_bytes as f64 / 1024.0,
         sm.steps,

@@ -274,9 +274,14 @@ fn time_setting(
     scoring: &Scoring,
 ) -> Result<Timing> {
     let (v, dev) = (&args.verdict, &scoring.device);
-    let one = crate::measure::latency(ck, steps, sampler, 1, args.guidance, v.timing_reps, dev)?;
+    let spec = |n: usize| teacher::sample::SampleSpec {
+        sampler,
+        decoder: scoring.decoder_for(ck),
+        ..teacher::sample::SampleSpec::eval(n, steps, args.guidance, 0, n)
+    };
+    let one = crate::measure::latency(ck, &spec(1), v.timing_reps, dev)?;
     let b = v.timing_batch;
-    let many = crate::measure::latency(ck, steps, sampler, b, args.guidance, v.timing_reps, dev)?;
+    let many = crate::measure::latency(ck, &spec(b), v.timing_reps, dev)?;
     Ok(Timing {
         batch1_ms: one.median_s * 1e3,
         batch: b,
@@ -424,6 +429,7 @@ fn headline(
         equal_quality: eq,
         target_ratio: Some(args.verdict.target_ratio),
         target_met: rci.map(|c| c.hi <= args.verdict.target_ratio),
-        best_student4: None,
+        nfe_end_to_end_student: Some(sr.nfe),
+        ..Headline::default()
     })
 }

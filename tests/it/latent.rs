@@ -1,6 +1,7 @@
 //! Unified Latents end to end on the embedded digits through the CLI: stage 1 (encoder,
 //! decoder, prior) and stage 2 (a base model on the frozen latents) with `fewstep teacher
-//! train`, then `fewstep sample` decoding the base model's latents to 8×8 images.
+//! train`, then `fewstep sample` decoding the base model's latents to 8×8 images, and the
+//! serving graph (latent steps + decoder steps, one ONNX) checked against it.
 
 use super::fixtures::{err, fewstep, ok, temp_dir};
 
@@ -196,9 +197,8 @@ fn tiny_latent_chain_trains_both_stages_and_samples_decoded_images() {
     }
     assert_eq!(v["decoder_nfe"], 2);
 
-    // The base model's denoiser over latents exports and passes the parity check; what export
-    // cannot serve yet (the decoder with its latent input, the unrolled prior + decoder graph)
-    // is refused with what to do instead.
+    // The base model's denoiser over latents exports and passes the parity check; the
+    // autoencoder alone (its decoder takes z₀ as an input) is refused with what to do instead.
     let onnx = s(&dir.join("base.onnx"));
     ok(fewstep(&[
         "--quiet",
@@ -226,17 +226,61 @@ fn tiny_latent_chain_trains_both_stages_and_samples_decoded_images() {
         &s(&dir.join("ae.onnx")),
     ]));
     assert!(e.contains("latent autoencoder"), "{e}");
-    let e = err(fewstep(&[
+
+    // The serving graph: noise + class + w → the student's 2 latent steps → the distilled
+    // decoder's 1 step → image, one ONNX file whose output equals `fewstep sample --decoder`'s
+    // images from the same seed (the check runs both). NFE = 2 + 1.
+    let served = s(&dir.join("served.onnx"));
+    let said = ok(fewstep(&[
+        "export",
+        "onnx",
+        "--model",
+        &s(&guided),
+        "--out",
+        &served,
+        "--unroll-steps",
+        "2",
+        "--guidance",
+        "1",
+        "--decoder",
+        &s(&dec),
+        "--decoder-steps",
+        "1",
+    ]));
+    assert!(said.contains("(NFE 3)"), "{said}");
+    assert!(said.contains("latent_noise, decoder_noise_0"), "{said}");
+    let checked = ok(fewstep(&[
+        "export",
+        "check",
+        &served,
+        "--model",
+        &s(&guided),
+    ]));
+    assert!(
+        checked.contains("--decoder-steps 1") && checked.contains("PASS"),
+        "{checked}"
+    );
+    // The base teacher's graph ends in the chain's own decoder (3 Euler steps of the stage-1 run).
+    let teacher_graph = s(&dir.join("teacher-served.onnx"));
+    ok(fewstep(&[
+        "--quiet",
         "export",
         "onnx",
         "--model",
         &s(&base),
         "--out",
-        &s(&dir.join("u.onnx")),
+        &teacher_graph,
         "--unroll-steps",
-        "4",
+        "2",
     ]));
-    assert!(e.contains("samples latents"), "{e}");
+    ok(fewstep(&[
+        "--quiet",
+        "export",
+        "check",
+        &teacher_graph,
+        "--model",
+        &s(&base),
+    ]));
     // The stage-1 run itself does not sample from noise alone: it says what to sample instead.
     let o = s(&dir.join("nope"));
     let e = err(fewstep(&[
@@ -320,4 +364,184 @@ fn shipped_latent_configs_fit_their_data() {
         assert!((log_snr.max - c.log_snr_0).abs() < 1e-12);
         assert!(base.diffusion.grid.sigma_min >= sigma0 - 1e-4);
     }
+    // The pipelines run exactly those two stages (the base model's autoencoder is the chain's).
+    for (pipe, ae, base) in [
+        (
+            "latent-digits-pipeline.toml",
+            "latent-digits.toml",
+            "latent-digits-base.toml",
+        ),
+        (
+            "latent-mnist-pipeline.toml",
+            "latent-mnist.toml",
+            "latent-mnist-base.toml",
+        ),
+    ] {
+        let p =
+            pipeline::config::PipelineConfig::from_file(&root.join("configs").join(pipe)).unwrap();
+        assert_eq!(p.latent.as_ref().unwrap().autoencoder, load(ae), "{pipe}");
+        let mut t = load(base);
+        t.data.latents.as_mut().unwrap().autoencoder = "autoencoder".into();
+        assert_eq!(p.teacher, t, "{pipe}");
+    }
+}
+
+#[test]
+fn bad_latent_pipelines_say_what_to_fix() {
+    let dir = temp_dir("latent-pipeline-bad");
+    let good = tiny_latent_pipeline();
+    let cases = [
+        // a teacher over latents with no stage 1 in the chain
+        (tiny_base_section(), "[latent.autoencoder]"),
+        // the base model pointed at another autoencoder than the chain's
+        (
+            good.replace("autoencoder = \"autoencoder\"", "autoencoder = \"runs/x\""),
+            "autoencoder = \"autoencoder\"",
+        ),
+        // a decoder named beside the one the chain distils
+        (
+            good.replacen(
+                "decoder_steps = 3\n",
+                "decoder_steps = 3\ndecoder = \"runs/d\"\n",
+                1,
+            ),
+            "leave `decoder` out",
+        ),
+        (
+            good.replace("decoder_steps = 1\n", "decoder_steps = 0\n"),
+            "latent.decoder_steps",
+        ),
+    ];
+    for (i, (cfg, want)) in cases.iter().enumerate() {
+        let path = dir.join(format!("bad-{i}.toml"));
+        std::fs::write(&path, cfg).unwrap();
+        let e = err(fewstep(&[
+            "pipeline",
+            "--config",
+            &path.display().to_string(),
+            "--out",
+            &dir.join("run").display().to_string(),
+            "--dry-run",
+        ]));
+        assert!(
+            e.contains(want) && e.contains(&format!("bad-{i}.toml")),
+            "case {i}: {e}"
+        );
+    }
+    std::fs::remove_dir_all(dir).ok();
+}
+
+/// The tiny base model as a pipeline's teacher over the chain's autoencoder.
+fn tiny_base_section() -> String {
+    tiny_base("autoencoder")
+        .replace("[data", "[teacher.data")
+        .replace("[model", "[teacher.model")
+        .replace("[diffusion", "[teacher.diffusion")
+        .replace("[train]", "[teacher.train]")
+}
+
+/// The latent chain as one pipeline at test size: `[latent.autoencoder]` the tiny stage 1, the
+/// teacher the tiny base model over its latents, the students and report the tiny pipeline's,
+/// the decoder distilled to 1 step.
+fn tiny_latent_pipeline() -> String {
+    let ae = tiny_autoencoder()
+        .replace("[model", "[latent.autoencoder.model")
+        .replace("[diffusion", "[latent.autoencoder.diffusion")
+        .replace("[train]", "[latent.autoencoder.train]");
+    let base = tiny_base_section();
+    format!(
+        "{ae}{base}{}[latent]\ndecoder_steps = 1\nmeasure_n = 8\n[latent.decoder]\n\
+         grid = {{ kind = \"fixed\", n = 6 }}\n[latent.decoder.train]\nsteps = 3\nbatch_size = 8\n\
+         [features]\nsteps = 30\n[eval]\nn = 20\nteacher_steps = [2, 4]\n\
+         student_steps = [1, 2, 4]\n{}[export]\nsteps = 4\ncheck_batch = 4\n",
+        crate::student::TINY_STUDENTS,
+        crate::pipeline::TINY_VERDICT
+    )
+}
+
+/// Unified Latents as the user's one job (issue #17): stage 1 → the base model on its latents →
+/// guided, progressive and consistency students → the decoder distilled to 1 step → features →
+/// export (the serving graph: the 4-step student's latent steps and the distilled decoder's
+/// step in one ONNX, parity-checked against `fewstep sample`; the stage fails otherwise) →
+/// report on the decoded images, with the autoencoder's reconstruction and rate.
+#[test]
+fn tiny_latent_pipeline_runs_end_to_end() {
+    let dir = temp_dir("latent-pipeline");
+    let cfg = dir.join("pipeline.toml");
+    std::fs::write(&cfg, tiny_latent_pipeline()).unwrap();
+    let out = dir.join("run");
+    let s = |p: &std::path::Path| p.display().to_string();
+    let said = ok(fewstep(&[
+        "--quiet",
+        "pipeline",
+        "--config",
+        &s(&cfg),
+        "--out",
+        &s(&out),
+    ]));
+    for st in [
+        "autoencoder",
+        "teacher",
+        "guided",
+        "progressive",
+        "consistency",
+        "decoder",
+        "features",
+        "export",
+        "report",
+    ] {
+        assert!(
+            said.contains(&format!("{st}: ")),
+            "stage {st} silent: {said}"
+        );
+    }
+    // The base model was trained on this run's autoencoder, named by its absolute path.
+    let teacher = std::fs::read_to_string(out.join("teacher/config.toml")).unwrap();
+    let ae = std::path::absolute(out.join("autoencoder")).unwrap();
+    assert!(teacher.contains(&s(&ae)), "{teacher}");
+    let export: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("export/export.json")).unwrap())
+            .unwrap();
+    // NFE end to end: the progressive 4-step student's 4 + the distilled decoder's 1.
+    assert_eq!(export["sampler"]["nfe"], 5, "{export}");
+    let inputs = export["sampler"]["inputs"].to_string();
+    assert!(
+        inputs.contains("latent_noise") && inputs.contains("decoder_noise_0"),
+        "{inputs}"
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report/results.json")).unwrap())
+            .unwrap();
+    let h = &r["headline"];
+    assert_eq!(h["nfe_end_to_end_student"], 5, "{h}");
+    for k in [
+        "recon_psnr",
+        "bits_per_latent_dim",
+        "fid_ratio_student4_vs_teacher50",
+    ] {
+        assert!(h[k].as_f64().is_some_and(f64::is_finite), "{k}: {h}");
+    }
+    assert!(out.join("report/reconstructions.png").is_file());
+    // Every model's samples are decoded 8×8 images; the students' went through the distilled
+    // decoder (their sample sets say so), the teacher's through the autoencoder's own.
+    let sets: Vec<String> = std::fs::read_dir(out.join("report-samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        sets.iter()
+            .any(|n| n.starts_with("progressive-004-own-w2-dec1")),
+        "{sets:?}"
+    );
+    assert!(
+        sets.iter().any(|n| n.starts_with("teacher-004-own-w2-")),
+        "{sets:?}"
+    );
+    assert!(
+        !sets
+            .iter()
+            .any(|n| n.starts_with("teacher-") && n.contains("-dec")),
+        "{sets:?}"
+    );
+    std::fs::remove_dir_all(dir).ok();
 }

@@ -11,7 +11,7 @@ use crate::student::{TINY_STUDENTS, TINY_TEACHER};
 
 /// The tiny teacher and students of the student tests, as pipeline sections, with a guided
 /// stage long enough (60 steps, a checkpoint every 5) to be killed in the middle.
-fn tiny_pipeline() -> String {
+pub fn tiny_pipeline() -> String {
     let teacher = TINY_TEACHER
         .replace("[model]", "[teacher.model]")
         .replace("[train]", "[teacher.train]");
@@ -500,6 +500,8 @@ fn shipped_pipeline_config_plans_every_stage_and_bad_keys_are_named() {
         "mnist-pipeline.toml",
         "nested-mnist-pipeline.toml",
         "nested-digits-pipeline.toml",
+        "latent-mnist-pipeline.toml",
+        "latent-digits-pipeline.toml",
     ] {
         let cfg = Path::new(env!("CARGO_MANIFEST_DIR"))
             .join("configs")
@@ -514,6 +516,15 @@ fn shipped_pipeline_config_plans_every_stage_and_bad_keys_are_named() {
         ]));
         for s in STAGES {
             assert!(plan.contains(&format!("{s}: would run")), "{name}: {plan}");
+        }
+        // A latent chain runs its autoencoder first and distils its decoder after the students.
+        let latent = name.starts_with("latent-");
+        for s in ["autoencoder", "decoder"] {
+            assert_eq!(
+                plan.contains(&format!("{s}: would run")),
+                latent,
+                "{name}: {plan}"
+            );
         }
         assert!(!out.exists(), "a dry run creates nothing");
     }

@@ -64,7 +64,7 @@ fn tract_vs_sample(
 fn unrolled_guided_student_equals_fewstep_sample_at_two_batch_sizes() {
     let dir = temp_dir("unroll-guided");
     let run = save_model(&dir, ModelKind::Guided, student_spec(Precond::Edm), 11);
-    let source = Source::load_unrolled(&run, 3, 1.5, &device()).unwrap();
+    let source = Source::load_unrolled(&run, 3, 1.5, None, &device()).unwrap();
     let path = export(&source, &dir, "guided-3.onnx");
     assert_eq!(input_names(&path), ["noise", "class", "w"]);
     let outputs = declared_outputs(&read_model(&path).unwrap());
@@ -103,7 +103,7 @@ fn unrolled_consistency_takes_the_renoising_noise_as_inputs() {
     let dir = temp_dir("unroll-cm");
     let spec = student_spec(Precond::Consistency { sigma_min: 0.002 });
     let run = save_model(&dir, ModelKind::Consistency, spec, 12);
-    let source = Source::load_unrolled(&run, 3, 2.0, &device()).unwrap();
+    let source = Source::load_unrolled(&run, 3, 2.0, None, &device()).unwrap();
     assert_eq!(
         source.inputs,
         [
@@ -140,7 +140,7 @@ fn unrolled_teacher_bakes_in_cfg_and_progressive_needs_its_own_step_count() {
     let t = dir.join("teacher");
     std::fs::create_dir_all(&t).unwrap();
     let run = save_model(&t, ModelKind::Teacher, teacher_spec(), 13);
-    let source = Source::load_unrolled(&run, 2, 2.0, &device()).unwrap();
+    let source = Source::load_unrolled(&run, 2, 2.0, None, &device()).unwrap();
     let path = export(&source, &dir, "teacher-2.onnx");
     // CFG at w = 2: two evaluations per step inside the graph; w is not an input.
     assert_eq!(input_names(&path), ["noise", "class"]);
@@ -152,21 +152,21 @@ fn unrolled_teacher_bakes_in_cfg_and_progressive_needs_its_own_step_count() {
     let p = dir.join("progressive");
     std::fs::create_dir_all(&p).unwrap();
     let prog = save_model(&p, ModelKind::Progressive, student_spec(Precond::Edm), 14);
-    let source = Source::load_unrolled(&prog, 2, 1.0, &device()).unwrap();
+    let source = Source::load_unrolled(&prog, 2, 1.0, None, &device()).unwrap();
     let path = export(&source, &dir, "prog-2.onnx");
     let (got, want) = tract_vs_sample(&path, &source, 2, 3);
     assert!(max_abs_diff(&got, &want) <= 1e-4);
-    let e = Source::load_unrolled(&prog, 4, 1.0, &device())
+    let e = Source::load_unrolled(&prog, 4, 1.0, None, &device())
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("takes 2 steps"), "{e}");
-    let e = Source::load_unrolled(&prog, 17, 1.0, &device())
+    let e = Source::load_unrolled(&prog, 17, 1.0, None, &device())
         .err()
         .unwrap()
         .to_string();
     assert!(e.contains("1 to 16"), "{e}");
-    let e = Source::load_unrolled(&prog, 2, 9.0, &device())
+    let e = Source::load_unrolled(&prog, 2, 9.0, None, &device())
         .err()
         .unwrap()
         .to_string();

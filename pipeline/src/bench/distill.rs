@@ -78,14 +78,16 @@ pub fn measure(
             .with_context(|| format!("cannot clear `{}`", scratch.display()))?;
     }
     let mut short = cfg.clone();
-    for stage in training_stages() {
+    // The teacher and its students (a latent chain's autoencoder and decoder are not timed here).
+    let stages: Vec<Stage> = training_stages(cfg).filter(|s| s.samples()).collect();
+    for &stage in &stages {
         let t = stage
             .train_config_mut(&mut short)
             .expect("a training stage");
         *t = timing(t, k);
     }
-    let mut stages = Vec::new();
-    for stage in training_stages() {
+    let mut costs = Vec::new();
+    for stage in stages {
         let opts = TrainOptions {
             out: scratch.join(stage.name()),
             data: data.map(PathBuf::from),
@@ -115,7 +117,7 @@ pub fn measure(
         };
         let sps = last_window(&dir, stage.batch(&short).expect("a training stage"))?;
         let config_steps = stage.total_steps(cfg).expect("a training stage");
-        stages.push(StageCost {
+        costs.push(StageCost {
             stage: stage.name().into(),
             seconds_per_step: sps,
             config_steps,
@@ -123,10 +125,10 @@ pub fn measure(
         });
     }
     let _ = std::fs::remove_dir_all(scratch);
-    let teacher_seconds = stages[0].projected_seconds;
-    let distillation_seconds: f64 = stages[1..].iter().map(|c| c.projected_seconds).sum();
+    let teacher_seconds = costs[0].projected_seconds;
+    let distillation_seconds: f64 = costs[1..].iter().map(|c| c.projected_seconds).sum();
     Ok(DistillCost {
-        stages,
+        stages: costs,
         timed_steps: k,
         distillation_seconds,
         teacher_seconds,

@@ -32,6 +32,9 @@ pub struct LatentQuality {
     /// The decoder's plan and its NFE per image.
     pub decoder: String,
     pub decoder_nfe: usize,
+    /// The reconstructions decode(encode(x)), flat, in the data's order (for their FID).
+    #[serde(skip)]
+    pub recon: Vec<f32>,
 }
 
 fn to_vec<const D: usize>(t: Tensor<D>) -> Result<Vec<f32>> {
@@ -56,6 +59,7 @@ pub fn measure(
 ) -> Result<LatentQuality> {
     let s = data.shape;
     let (mut rates, mut latents, mut sq_err) = (Vec::new(), Vec::new(), 0.0f64);
+    let mut all_recon = Vec::with_capacity(data.images.len());
     for first in (0..data.len()).step_by(batch.max(1)) {
         let b = batch.max(1).min(data.len() - first);
         let px = data.images[first * s.len()..(first + b) * s.len()].to_vec();
@@ -82,6 +86,7 @@ pub fn measure(
             .zip(&px)
             .map(|(a, b)| (*a as f64 - *b as f64).powi(2))
             .sum::<f64>();
+        all_recon.extend(recon);
         latents.extend(to_vec(z)?);
     }
     let n = data.len();
@@ -106,6 +111,7 @@ pub fn measure(
         recon_psnr: 10.0 * (4.0 / mse.max(1e-12)).log10(),
         decoder: decoding.describe(),
         decoder_nfe: decoding.nfe(),
+        recon: all_recon,
     })
 }
 

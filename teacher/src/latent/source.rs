@@ -8,6 +8,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::module::Module;
 use burn::tensor::{Device, Tensor, TensorData};
 use serde::{Deserialize, Serialize};
 
@@ -153,10 +154,34 @@ pub fn decoding_of(
 const DECODER_NOISE: usize = 1 << 20;
 
 /// A decoder ready to turn sampled latents into images.
+#[derive(Clone)]
 pub struct Decoding {
     model: EdmModel,
     plan: SamplerPlan,
     sigma0: f64,
+    /// The run the decoder was loaded from.
+    run: PathBuf,
+    /// Its sampler's steps.
+    steps: usize,
+}
+
+impl std::fmt::Debug for Decoding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Decoding")
+            .field("run", &self.run)
+            .field("steps", &self.steps)
+            .field("sigma0", &self.sigma0)
+            .field("plan", &self.plan)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The random draws of one decoding, flat in C order: the channel's ε (latent-shaped) and the
+/// decoder sampler's unit noises (image-shaped), every one a function of (seed, sample index).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DecoderDraws {
+    pub eps: Vec<f32>,
+    pub noises: Vec<Vec<f32>>,
 }
 
 impl Decoding {
@@ -169,7 +194,17 @@ impl Decoding {
             model,
             plan,
             sigma0,
+            run: run.clone(),
+            steps: source.decoder_steps,
         })
+    }
+
+    /// The same decoder with its weights on `device` (e.g. the export's capture device).
+    pub fn to_device(&self, device: &Device) -> Self {
+        Self {
+            model: self.model.clone().to_device(device),
+            ..self.clone()
+        }
     }
 
     /// Network evaluations per image of one decoding.
@@ -182,6 +217,47 @@ impl Decoding {
         self.plan.describe()
     }
 
+    /// The decoder's sampler (its steps, σ grid and unit noises).
+    pub fn plan(&self) -> &SamplerPlan {
+        &self.plan
+    }
+
+    /// The channel's σ₀ (z₀ = ẑ + σ₀·ε).
+    pub fn sigma0(&self) -> f64 {
+        self.sigma0
+    }
+
+    /// The run the decoder comes from.
+    pub fn run(&self) -> &Path {
+        &self.run
+    }
+
+    /// Its sampler's steps.
+    pub fn steps(&self) -> usize {
+        self.steps
+    }
+
+    /// The decoder network D(x; σ, z₀).
+    pub fn model(&self) -> &EdmModel {
+        &self.model
+    }
+
+    /// The shape of the images it decodes to.
+    pub fn image_shape(&self) -> crate::unet::ImageShape {
+        self.model.example_shape()
+    }
+
+    /// The draws [`Decoding::decode`] takes for samples `first..first + n` of `seed` whose
+    /// latents have `latent_len` values each.
+    pub fn draws(&self, first: usize, n: usize, latent_len: usize, seed: u64) -> DecoderDraws {
+        let draw = |k: usize, len: usize| renoise_for(first, n, len, seed, DECODER_NOISE + k);
+        let img = self.image_shape().len();
+        DecoderDraws {
+            eps: draw(0, latent_len),
+            noises: (0..self.plan.noises()).map(|k| draw(1 + k, img)).collect(),
+        }
+    }
+
     /// Images of the sampled latents `z_hat` of samples `first..` drawn with `seed`: every
     /// draw (the channel's ε, the decoder's noise) a function of (seed, sample index) only.
     ///
@@ -190,17 +266,27 @@ impl Decoding {
     pub fn decode(&self, z_hat: Tensor<4>, first: usize, seed: u64) -> Tensor<4> {
         let [n, c, h, w] = z_hat.dims();
         let device = z_hat.device();
-        let draw = |k: usize, dims: [usize; 4]| {
-            let len = dims[1..].iter().product();
-            let v = renoise_for(first, n, len, seed, DECODER_NOISE + k);
+        let d = self.draws(first, n, c * h * w, seed);
+        let img = self.image_shape();
+        let dims = [n, img.planes(), img.height, img.width];
+        let t = |v: Vec<f32>, dims: [usize; 4]| {
             Tensor::<4>::from_data(TensorData::new(v, dims), &device)
         };
-        let eps = draw(0, [n, c, h, w]);
+        let eps = t(d.eps, [n, c, h, w]);
+        let noises: Vec<Tensor<4>> = d.noises.into_iter().map(|v| t(v, dims)).collect();
+        self.decode_with(z_hat, eps, &noises)
+    }
+
+    /// The decoding itself, its draws given (what an exported serving graph records):
+    /// z₀ = ẑ + σ₀·ε, then the decoder's sampler conditioned on z₀ from `noises`.
+    ///
+    /// # Shapes
+    /// - z_hat, eps: `[n, c_z, h_z, w_z]`; noises: `[n, c, h, w]` each → `[n, c, h, w]`
+    pub fn decode_with(&self, z_hat: Tensor<4>, eps: Tensor<4>, noises: &[Tensor<4>]) -> Tensor<4> {
+        let n = z_hat.dims()[0];
+        let device = z_hat.device();
         let z0 = noisy_latent(z_hat, eps, self.sigma0);
-        let img = self.model.example_shape();
-        let dims = [n, img.planes(), img.height, img.width];
-        let noises: Vec<Tensor<4>> = (0..self.plan.noises()).map(|k| draw(1 + k, dims)).collect();
         let cond = null_cond(n, self.model.null_class(), Some(z0), &device);
-        run_plan(&self.model, &self.plan, &noises, &self.plan.cond(&cond)).x
+        run_plan(&self.model, &self.plan, noises, &self.plan.cond(&cond)).x
     }
 }
