@@ -132,6 +132,7 @@ impl ReportArgs {
             cache,
             student_decoder: None,
             latent: None,
+            baselines: Vec::new(),
         })
     }
 }

@@ -102,6 +102,9 @@ pub struct ModelResult {
     /// Clips only: an animated PNG grid of the same samples.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub animation: Option<String>,
+    /// A model of another run beside the chain's: its role (`pixel_route`, `equal_compute`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<String>,
 }
 
 /// FID of one model at one guidance weight.
@@ -209,6 +212,17 @@ pub struct Headline {
     /// decoder included).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub nfe_end_to_end_student: Option<usize>,
+    /// A latent chain's teacher-50 FID ÷ the pixel route's (`pixel_route` baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_latent_vs_pixel_teacher50: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_latent_vs_pixel_ci95: Option<Interval>,
+    /// A NestedUNet chain's teacher-50 FID ÷ the plain U-Net's trained for the same wall clock
+    /// (`equal_compute` baseline).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_nested_vs_unet_equal_compute: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fid_nested_vs_unet_ci95: Option<Interval>,
     /// A latent chain: PSNR of decode(encode(x)) on the reference's test images, dB.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recon_psnr: Option<f64>,

@@ -5,7 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::interval::Interval;
-use crate::report::{Results, Timing};
+use crate::report::{Headline, Results, Timing};
 
 /// "12.34 [11.9, 12.8]".
 fn with_ci(v: f64, ci: Option<Interval>, digits: usize) -> String {
@@ -158,7 +158,43 @@ fn md_headline(md: &mut String, r: &Results) {
         );
     }
     md_equal_quality(md, r);
+    md_chain_extras(md, h);
     md.push('\n');
+}
+
+/// The headline's bullets of a latent or NestedUNet chain: NFE end to end, reconstruction and
+/// rate, and the teacher-50 against the baseline of another route.
+fn md_chain_extras(md: &mut String, h: &Headline) {
+    if let (Some(n), Some(_)) = (h.nfe_end_to_end_student, h.recon_psnr) {
+        let _ = writeln!(md, "- NFE end to end (latent steps + decoder steps): {n}.");
+    }
+    if let (Some(p), Some(b)) = (h.recon_psnr, h.bits_per_latent_dim) {
+        let _ = writeln!(
+            md,
+            "- Autoencoder: reconstruction PSNR {p:.2} dB; prior rate {b:.3} bits per latent dimension."
+        );
+    }
+    let ratios = [
+        (
+            "teacher-50 FID ÷ the pixel route's teacher",
+            h.fid_latent_vs_pixel_teacher50,
+            h.fid_latent_vs_pixel_ci95,
+        ),
+        (
+            "teacher-50 FID ÷ the plain U-Net's trained for the same wall clock",
+            h.fid_nested_vs_unet_equal_compute,
+            h.fid_nested_vs_unet_ci95,
+        ),
+    ];
+    for (what, v, ci) in ratios {
+        if let Some(v) = v {
+            let noise = match ci {
+                Some(c) if c.contains(1.0) => " (within noise: the interval holds 1)",
+                _ => "",
+            };
+            let _ = writeln!(md, "- {what}: {}{noise}.", with_ci(v, ci, 3));
+        }
+    }
 }
 
 /// The equal-quality speedup bullet of the headline.

@@ -228,6 +228,60 @@ pub struct EvalStage {
     pub real: Option<String>,
     /// Intervals, declared headline, sweeps' n, memorisation and timing.
     pub verdict: VerdictConfig,
+    /// Models of other runs scored beside the chain's (`[[eval.baselines]]`), each compared
+    /// with the chain's teacher-50 in the headline as its role says.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub baselines: Vec<Baseline>,
+}
+
+/// A teacher from another run in the report's main table, sampled and scored like the chain's
+/// models at the declared w (timed, memorisation-checked; no sweep, no fidelity: it is not
+/// distilled from the chain's teacher).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Baseline {
+    /// Its name in the table and its files: letters, digits and `-`.
+    pub name: String,
+    /// The teacher's run folder (or checkpoint file).
+    pub run: std::path::PathBuf,
+    /// Its sampling steps (its own default sampler); default 50.
+    #[serde(default = "fifty")]
+    pub steps: usize,
+    pub role: BaselineRole,
+}
+
+fn fifty() -> usize {
+    50
+}
+
+/// What a baseline stands for; the headline reports the chain's teacher-50 FID ÷ its FID
+/// under the role's key, with the interval of the ratio.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BaselineRole {
+    /// The pixel route beside a latent chain (issue #17): `fid_latent_vs_pixel_teacher50`.
+    PixelRoute,
+    /// A plain U-Net trained for the same wall clock on the same data beside a NestedUNet
+    /// chain (issue #18): `fid_nested_vs_unet_equal_compute`.
+    EqualCompute,
+    /// Any other comparison: in the table only.
+    Other,
+}
+
+impl Baseline {
+    pub fn validate(&self) -> Result<()> {
+        let ok = |c: char| c.is_ascii_alphanumeric() || c == '-';
+        if self.name.is_empty() || !self.name.chars().all(ok) {
+            bail!(
+                "eval.baselines name = {:?}: use letters, digits and `-` (it names files), e.g. \"unet-equal-compute\"",
+                self.name
+            );
+        }
+        if self.steps == 0 {
+            bail!("eval.baselines `{}`: steps = 0; give at least 1", self.name);
+        }
+        Ok(())
+    }
 }
 
 impl Default for EvalStage {
@@ -243,6 +297,7 @@ impl Default for EvalStage {
             solver_nfe: vec![4, 8, 16, 32, 64, 100],
             real: None,
             verdict: VerdictConfig::default(),
+            baselines: Vec::new(),
         }
     }
 }
@@ -441,6 +496,9 @@ impl PipelineConfig {
             );
         }
         self.eval.verdict.validate()?;
+        for b in &self.eval.baselines {
+            b.validate()?;
+        }
         Ok(())
     }
 }

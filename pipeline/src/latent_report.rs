@@ -20,6 +20,25 @@ pub struct LatentCheck {
     pub n: usize,
 }
 
+impl LatentCheck {
+    /// A latent chain's check in the pipeline run `run`: its autoencoder stage, measured with
+    /// the teacher's decoder steps, on `[latent] measure_n` images (None: a pixel chain).
+    pub fn of(cfg: &crate::config::PipelineConfig, run: &Path) -> Option<Self> {
+        let l = cfg.latent.as_ref()?;
+        let decoder_steps = cfg
+            .teacher
+            .data
+            .latents
+            .as_ref()
+            .map_or(16, |s| s.decoder_steps);
+        Some(Self {
+            autoencoder: run.join(crate::chain::Stage::Autoencoder.name()),
+            decoder_steps,
+            n: l.measure_n,
+        })
+    }
+}
+
 /// Originals and reconstructions in the grid.
 const GRID: usize = 10;
 

@@ -23,6 +23,7 @@ use crate::chain::{Stage, model_stages};
 use crate::config::{PipelineConfig, VerdictConfig};
 use teacher::latent::source::DecoderChoice;
 
+use crate::config::{Baseline, BaselineRole};
 use crate::images::image_source;
 use crate::sample_cache::{CachedSet, SampleCache, SetKey};
 
@@ -62,6 +63,8 @@ pub struct ReportSettings {
     pub student_decoder: Option<DecoderChoice>,
     /// A latent chain: its autoencoder's reconstruction and rate section.
     pub latent: Option<crate::latent_report::LatentCheck>,
+    /// Teachers of other runs scored beside the chain's models.
+    pub baselines: Vec<Baseline>,
 }
 
 impl ReportSettings {
@@ -123,19 +126,8 @@ impl ReportSettings {
                 run: Some(run.join(Stage::Decoder.name())),
                 steps: Some(l.decoder_steps),
             }),
-            latent: cfg
-                .latent
-                .as_ref()
-                .map(|l| crate::latent_report::LatentCheck {
-                    autoencoder: run.join(Stage::Autoencoder.name()),
-                    decoder_steps: cfg
-                        .teacher
-                        .data
-                        .latents
-                        .as_ref()
-                        .map_or(16, |s| s.decoder_steps),
-                    n: l.measure_n,
-                }),
+            latent: crate::latent_report::LatentCheck::of(cfg, run),
+            baselines: e.baselines.clone(),
         }
     }
 }
@@ -315,6 +307,8 @@ pub(crate) struct Row {
     pub kind: ModelKind,
     pub images: Vec<f32>,
     pub scored: Scored,
+    /// A model of another run beside the chain's, and what it stands for.
+    pub baseline: Option<BaselineRole>,
 }
 
 /// Draw the grid (clips: strip and animation) of a row's first samples; returns the grid's
@@ -349,15 +343,16 @@ fn draw_samples(
     Ok((grid_file, Some(anim), Some(first)))
 }
 
-/// Sample (or read from the cache), score and draw one model at `steps` at the declared w.
+/// Sample (or read from the cache), score and draw one model at `steps` at the declared w;
+/// `baseline` names a model of another run and its role.
 fn model_row(
     args: &ReportSettings,
-    path: &Path,
-    steps: usize,
+    (path, steps): (&Path, usize),
     ck: &Checkpoint,
     scoring: &Scoring,
+    baseline: Option<&Baseline>,
 ) -> Result<(Row, Option<Clip>)> {
-    let name = ck.header.kind().name().to_string();
+    let name = baseline.map_or(ck.header.kind().name().to_string(), |b| b.name.clone());
     let s = scoring.sample(ck, steps, None, args.guidance, args.n)?;
     let shape = teacher::sample::output_shape(ck)?;
     let scored = scoring.score(&s.images, &s.classes, shape, &format!("{name}-{steps}"))?;
@@ -384,6 +379,7 @@ fn model_row(
         timing: None,
         grid,
         animation,
+        baseline: baseline.map(|b| crate::chain::json(&b.role).trim_matches('"').to_string()),
     };
     let row = Row {
         result,
@@ -391,6 +387,7 @@ fn model_row(
         kind: ck.header.kind(),
         images: s.images,
         scored,
+        baseline: baseline.map(|b| b.role),
     };
     Ok((row, first_clip))
 }
@@ -414,10 +411,18 @@ fn main_rows(
     for (path, steps) in todo {
         let ck = Checkpoint::load(path)?;
         pb.set_message(format!("{} at {steps} steps", ck.header.kind().name()));
-        let (row, clip) = model_row(args, path, *steps, &ck, scoring)?;
+        let (row, clip) = model_row(args, (path, *steps), &ck, scoring, None)?;
         rows.push(row);
         clips.extend(clip);
         pb.inc(1);
+    }
+    for b in &args.baselines {
+        let path = teacher::runs::resolve_model(&b.run, 0)?;
+        let ck = Checkpoint::load(&path)?;
+        pb.set_message(format!("baseline {} at {} steps", b.name, b.steps));
+        let (row, clip) = model_row(args, (&path, b.steps), &ck, scoring, Some(b))?;
+        rows.push(row);
+        clips.extend(clip);
     }
     pb.finish_and_clear();
     Ok((rows, clips))

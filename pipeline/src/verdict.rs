@@ -16,6 +16,7 @@ use teacher::checkpoint::Checkpoint;
 use teacher::edm::solver::Sampler;
 use teacher::recipe::{Guidance, ModelKind};
 
+use crate::config::BaselineRole;
 use crate::images::image_source;
 use crate::report::{ReportSettings, Row, Scoring, steps_within};
 
@@ -61,9 +62,13 @@ pub(crate) fn analyse(
     })
 }
 
-/// The teacher row the students are judged against: 50 steps, else its most steps.
+/// The teacher row the students are judged against: 50 steps, else its most steps (never a
+/// baseline of another run).
 fn teacher_reference(rows: &[Row]) -> Option<usize> {
-    let teachers = || (0..rows.len()).filter(|&i| rows[i].kind == ModelKind::Teacher);
+    let teachers = || {
+        (0..rows.len())
+            .filter(|&i| rows[i].kind == ModelKind::Teacher && rows[i].baseline.is_none())
+    };
     teachers()
         .find(|&i| rows[i].result.steps == 50)
         .or_else(|| teachers().max_by_key(|&i| rows[i].result.steps))
@@ -86,6 +91,10 @@ fn ratios_and_fidelity(rows: &mut [Row], t: usize) -> Result<()> {
         let reps = ratio_replicates(&row.scored.fid_replicates, &t_reps);
         let ci95 = sd_interval(value, &reps);
         row.result.vs_teacher = Some(Ratio { value, ci95 });
+        if row.baseline.is_some() {
+            // Another run's model: not distilled from this teacher, so no fidelity to it.
+            continue;
+        }
         let (len, d) = (
             row.images.len() / row.result.metrics.n_samples.max(1),
             row.scored.dim,
@@ -430,6 +439,30 @@ fn headline(
         target_ratio: Some(args.verdict.target_ratio),
         target_met: rci.map(|c| c.hi <= args.verdict.target_ratio),
         nfe_end_to_end_student: Some(sr.nfe),
-        ..Headline::default()
+        ..baseline_ratios(rows, t)
     })
+}
+
+/// The chain's teacher-50 FID ÷ each baseline's, with the ratio's interval (shared reference
+/// resamples), under the baseline's role key.
+fn baseline_ratios(rows: &[Row], t: usize) -> Headline {
+    let mut h = Headline::default();
+    for b in rows.iter().filter(|r| r.baseline.is_some()) {
+        let value = rows[t].result.metrics.fid / b.result.metrics.fid;
+        let reps = ratio_replicates(&rows[t].scored.fid_replicates, &b.scored.fid_replicates);
+        let ci = Some(sd_interval(value, &reps));
+        match b.baseline {
+            Some(BaselineRole::PixelRoute) => {
+                (h.fid_latent_vs_pixel_teacher50, h.fid_latent_vs_pixel_ci95) = (Some(value), ci);
+            }
+            Some(BaselineRole::EqualCompute) => {
+                (
+                    h.fid_nested_vs_unet_equal_compute,
+                    h.fid_nested_vs_unet_ci95,
+                ) = (Some(value), ci);
+            }
+            Some(BaselineRole::Other) | None => {}
+        }
+    }
+    h
 }

@@ -467,10 +467,26 @@ fn tiny_latent_pipeline() -> String {
 #[test]
 fn tiny_latent_pipeline_runs_end_to_end() {
     let dir = temp_dir("latent-pipeline");
-    let cfg = dir.join("pipeline.toml");
-    std::fs::write(&cfg, tiny_latent_pipeline()).unwrap();
-    let out = dir.join("run");
     let s = |p: &std::path::Path| p.display().to_string();
+    // The pixel route beside it: a tiny teacher on the digits themselves, scored as a baseline.
+    let (pixel_cfg, pixel) = (dir.join("pixel.toml"), dir.join("pixel"));
+    std::fs::write(&pixel_cfg, crate::student::TINY_TEACHER).unwrap();
+    ok(fewstep(&[
+        "--quiet",
+        "teacher",
+        "train",
+        "--config",
+        &s(&pixel_cfg),
+        "--out",
+        &s(&pixel),
+    ]));
+    let cfg = dir.join("pipeline.toml");
+    let baseline = format!(
+        "[[eval.baselines]]\nname = \"pixel-teacher\"\nrun = \"{}\"\nsteps = 4\nrole = \"pixel_route\"\n",
+        s(&pixel)
+    );
+    std::fs::write(&cfg, tiny_latent_pipeline() + &baseline).unwrap();
+    let out = dir.join("run");
     let said = ok(fewstep(&[
         "--quiet",
         "pipeline",
@@ -522,6 +538,23 @@ fn tiny_latent_pipeline_runs_end_to_end() {
         assert!(h[k].as_f64().is_some_and(f64::is_finite), "{k}: {h}");
     }
     assert!(out.join("report/reconstructions.png").is_file());
+    // The pixel teacher is a row of its own, not the teacher the students are judged against.
+    let ratio = h["fid_latent_vs_pixel_teacher50"].as_f64().unwrap();
+    let models = r["models"].as_array().unwrap();
+    let px = models
+        .iter()
+        .find(|m| m["baseline"] == "pixel_route")
+        .unwrap();
+    assert_eq!(px["name"], "pixel-teacher");
+    let t4 = models
+        .iter()
+        .find(|m| m["name"] == "teacher" && m["steps"] == 4)
+        .unwrap();
+    assert!(t4["vs_teacher"].is_null(), "{t4}");
+    // teacher-50 ÷ pixel = 1 ÷ (pixel ÷ teacher-50)
+    let inv = px["vs_teacher"]["value"].as_f64().unwrap();
+    assert!((ratio * inv - 1.0).abs() < 1e-9, "{ratio} · {inv}");
+    assert!(px["fidelity"].is_null(), "{px}");
     // Every model's samples are decoded 8×8 images; the students' went through the distilled
     // decoder (their sample sets say so), the teacher's through the autoencoder's own.
     let sets: Vec<String> = std::fs::read_dir(out.join("report-samples"))
