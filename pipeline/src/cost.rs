@@ -92,9 +92,68 @@ pub fn training_cost(
         );
         data.insert("distillation_vs_teacher".into(), serde_json::json!(d / ts));
     }
+    baseline_costs(cfg, &rows, &mut md, &mut data);
     eval::report::Section {
         title: "Training cost".into(),
         markdown: md,
         data: serde_json::Value::Object(data),
     }
+}
+
+/// Each baseline's logged training time beside the chain's route to its teacher (a latent
+/// chain's: autoencoder + base model), the training-compute side of the comparison.
+fn baseline_costs(
+    cfg: &PipelineConfig,
+    rows: &[(Stage, Option<LoggedTime>, Option<f64>)],
+    md: &mut String,
+    data: &mut serde_json::Map<String, serde_json::Value>,
+) {
+    if cfg.eval.baselines.is_empty() {
+        return;
+    }
+    let route: Option<f64> = rows
+        .iter()
+        .filter(|r| matches!(r.0, Stage::Autoencoder | Stage::Teacher))
+        .map(|r| r.1.map(|t| t.seconds))
+        .sum();
+    let names: Vec<&str> = rows
+        .iter()
+        .filter(|r| matches!(r.0, Stage::Autoencoder | Stage::Teacher))
+        .map(|r| r.0.name())
+        .collect();
+    let mut out = serde_json::Map::new();
+    for b in &cfg.eval.baselines {
+        let t = baseline_logged(&b.run);
+        let ratio = t.zip(route).map(|(t, r)| t.seconds / r);
+        let _ = writeln!(
+            md,
+            "\nBaseline `{}` ({}): {} logged training s{}.",
+            b.name,
+            b.run.display(),
+            t.map_or("–".into(), |t| format!(
+                "{:.0} over {} steps",
+                t.seconds, t.steps
+            )),
+            match (ratio, route) {
+                (Some(x), Some(r)) =>
+                    format!(" = {x:.2}× this chain's {} ({r:.0} s)", names.join(" + ")),
+                _ => String::new(),
+            }
+        );
+        out.insert(
+            b.name.clone(),
+            serde_json::json!({ "logged": t, "vs_chain_route": ratio }),
+        );
+    }
+    data.insert("route_to_teacher_seconds".into(), serde_json::json!(route));
+    data.insert("baselines".into(), serde_json::Value::Object(out));
+}
+
+/// A baseline run's logged training time, its batch from its own config.
+fn baseline_logged(run: &std::path::Path) -> Option<LoggedTime> {
+    let path = teacher::runs::resolve_model(run, 0).ok()?;
+    let ck = teacher::checkpoint::Checkpoint::load(&path).ok()?;
+    let batch = ck.header.teacher_config().ok()?.train.batch_size;
+    let dir = if path.is_dir() { &path } else { path.parent()? };
+    logged_seconds(dir, batch)
 }

@@ -555,6 +555,19 @@ fn tiny_latent_pipeline_runs_end_to_end() {
     let inv = px["vs_teacher"]["value"].as_f64().unwrap();
     assert!((ratio * inv - 1.0).abs() < 1e-9, "{ratio} · {inv}");
     assert!(px["fidelity"].is_null(), "{px}");
+    // Its training time beside the latent route's (autoencoder + base model).
+    let cost = r["sections"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["title"] == "Training cost")
+        .unwrap();
+    let b = &cost["data"]["baselines"]["pixel-teacher"];
+    assert_eq!(b["logged"]["steps"], 3, "{cost}");
+    assert!(
+        b["vs_chain_route"].as_f64().is_some_and(|x| x > 0.0),
+        "{cost}"
+    );
     // Every model's samples are decoded 8×8 images; the students' went through the distilled
     // decoder (their sample sets say so), the teacher's through the autoencoder's own.
     let sets: Vec<String> = std::fs::read_dir(out.join("report-samples"))
