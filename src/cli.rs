@@ -603,6 +603,10 @@ pub struct ReportArgs {
     /// The resumable sample cache (default: OUT.samples beside --out).
     #[arg(long)]
     pub cache: Option<PathBuf>,
+    /// Other reports' sample caches to copy a set from before sampling it (same checkpoint,
+    /// steps, solver, w, seed and decoder); read only. Repeatable.
+    #[arg(long)]
+    pub reuse_samples: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]

@@ -133,6 +133,7 @@ impl ReportArgs {
             student_decoder: None,
             latent: None,
             baselines: Vec::new(),
+            reuse_samples: self.reuse_samples,
         })
     }
 }

@@ -232,6 +232,11 @@ pub struct EvalStage {
     /// with the chain's teacher-50 in the headline as its role says.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub baselines: Vec<Baseline>,
+    /// Other reports' sample caches to read sets from before sampling them (content-keyed:
+    /// the checkpoint's hash, steps, solver, w, seed, decoder), e.g. a baseline's own
+    /// pipeline's `runs/mnist/report-samples`; never written.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reuse_samples: Vec<std::path::PathBuf>,
 }
 
 /// A teacher from another run in the report's main table, sampled and scored like the chain's
@@ -298,6 +303,7 @@ impl Default for EvalStage {
             real: None,
             verdict: VerdictConfig::default(),
             baselines: Vec::new(),
+            reuse_samples: Vec::new(),
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct ReportSettings {
     pub latent: Option<crate::latent_report::LatentCheck>,
     /// Teachers of other runs scored beside the chain's models.
     pub baselines: Vec<Baseline>,
+    /// Other reports' sample caches, read before sampling a set.
+    pub reuse_samples: Vec<PathBuf>,
 }
 
 impl ReportSettings {
@@ -128,6 +130,7 @@ impl ReportSettings {
             }),
             latent: crate::latent_report::LatentCheck::of(cfg, run),
             baselines: e.baselines.clone(),
+            reuse_samples: e.reuse_samples.clone(),
         }
     }
 }
@@ -224,7 +227,7 @@ impl Scoring {
             reference_images: imgs,
             k: 3,
             device: device.clone(),
-            cache: SampleCache::open(&args.cache)?,
+            cache: SampleCache::open(&args.cache)?.reusing(&args.reuse_samples)?,
             batch: args.batch,
             seed: args.seed,
             student_decoder: args.student_decoder.clone(),

@@ -65,6 +65,9 @@ pub struct CachedSet {
 /// A locked cache folder (one writer).
 pub struct SampleCache {
     dir: PathBuf,
+    /// Other reports' caches, read only: a set found there (same content key) is copied in
+    /// instead of sampled again.
+    reuse: Vec<PathBuf>,
     _lock: FolderLock,
     /// Chunks sampled and chunks read by this process.
     counts: std::cell::Cell<(usize, usize)>,
@@ -80,6 +83,7 @@ impl SampleCache {
         }
         Ok(Self {
             dir: dir.to_path_buf(),
+            reuse: Vec::new(),
             _lock: lock,
             counts: Default::default(),
         })
@@ -87,6 +91,49 @@ impl SampleCache {
 
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// Read sets from these other caches before sampling them (each must be a fewstep sample
+    /// cache; they are never written).
+    pub fn reusing(mut self, caches: &[PathBuf]) -> Result<Self> {
+        for c in caches {
+            if !c.join(MARKER).is_file() {
+                bail!(
+                    "`{}` is not a fewstep sample cache (no {MARKER}): name a report's sample \
+                     folder (a pipeline run's `report-samples`), or drop it from eval.reuse_samples",
+                    c.display()
+                );
+            }
+        }
+        self.reuse = caches.to_vec();
+        Ok(self)
+    }
+
+    /// Copy the set folder `name` from the first reused cache that holds it sampled from the
+    /// checkpoint with hash `sha`; whether one did.
+    fn adopt(&self, name: &Path, sha: &str) -> Result<bool> {
+        let Some(leaf) = name.file_name() else {
+            return Ok(false);
+        };
+        for c in &self.reuse {
+            let src = c.join(leaf);
+            match load_record(&src, sha) {
+                Ok(rec) if !rec.len.is_empty() => {}
+                _ => continue,
+            }
+            let tmp = self.dir.join(format!(".adopt-{}", leaf.to_string_lossy()));
+            let _ = std::fs::remove_dir_all(&tmp);
+            std::fs::create_dir_all(&tmp)?;
+            for e in std::fs::read_dir(&src)? {
+                let e = e?;
+                std::fs::copy(e.path(), tmp.join(e.file_name()))
+                    .with_context(|| format!("copying `{}`", e.path().display()))?;
+            }
+            std::fs::rename(&tmp, name)
+                .with_context(|| format!("cannot move the copied set to `{}`", name.display()))?;
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Chunks this process sampled.
@@ -113,6 +160,9 @@ impl SampleCache {
             .with_context(|| format!("cannot read `{}`", ck.path.display()))?;
         let sha = sha256_hex(&bytes);
         let folder = self.set_folder(key, &sha)?;
+        if !folder.exists() {
+            self.adopt(&folder, &sha)?;
+        }
         std::fs::create_dir_all(&folder)
             .with_context(|| format!("cannot create `{}`", folder.display()))?;
         let mut rec = load_record(&folder, &sha)?;

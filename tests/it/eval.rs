@@ -103,8 +103,8 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
     ]));
     assert!(e.contains("--steps"), "{e}");
 
-    let report = |out: &str| {
-        ok(fewstep(&[
+    let report_with = |out: &str, extra: &[&str]| {
+        let args = [
             "--quiet",
             "eval",
             "report",
@@ -139,8 +139,10 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
             "1",
             "--out",
             &p(out),
-        ]))
+        ];
+        ok(fewstep(&[&args[..], extra].concat()))
     };
+    let report = |out: &str| report_with(out, &[]);
     let said = report("r1");
     assert!(said.contains("report written"), "{said}");
     let r1 = results(&dir.join("r1"));
@@ -187,6 +189,30 @@ fn features_fid_and_a_reproducible_report_on_the_embedded_digits() {
     assert_eq!(scores(&again), rows);
     assert_eq!(again["protocol"]["new_chunks"], 0, "{}", again["protocol"]);
     assert!(again["protocol"]["cached_chunks"].as_u64().unwrap() > 0);
+    // A report with a cache of its own reusing r1's copies every set in, sampling none.
+    report_with("r3", &["--reuse-samples", &p("r1.samples")]);
+    let reused = results(&dir.join("r3"));
+    assert_eq!(scores(&reused), rows);
+    assert_eq!(
+        reused["protocol"]["new_chunks"], 0,
+        "{}",
+        reused["protocol"]
+    );
+    let e = err(fewstep(&[
+        "eval",
+        "report",
+        "--runs",
+        &p("teacher"),
+        "--features",
+        &p("feat"),
+        "--reference",
+        "digits-test",
+        "--out",
+        &p("r4"),
+        "--reuse-samples",
+        &p("feat"),
+    ]));
+    assert!(e.contains("not a fewstep sample cache"), "{e}");
     // Every FID carries an interval that holds it, and KID comes with it.
     for m in again["models"].as_array().unwrap() {
         let (fid, ci) = (
