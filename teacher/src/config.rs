@@ -73,6 +73,12 @@ pub struct TrainConfig {
     /// Under `mpirun`/`srun`: seconds a rank waits in a step's all-reduce for the others before
     /// it stops the whole run (a dead or hung rank); the last checkpoint is kept. Default 300.
     pub all_reduce_timeout_s: f64,
+    /// Stop, with a checkpoint, at the first `metrics.jsonl` line whose logged training time
+    /// (summed over resumes) reaches this many seconds, `steps` being then only the most it
+    /// takes: runs compared at equal training compute (e.g. a plain U-Net beside a NestedUNet).
+    /// None (default): train `steps` steps. One process only.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_budget_s: Option<f64>,
 }
 
 impl Default for TrainConfig {
@@ -92,6 +98,7 @@ impl Default for TrainConfig {
             log_every: 50,
             seed: 0,
             all_reduce_timeout_s: crate::dist::DEFAULT_TIMEOUT_S,
+            time_budget_s: None,
         }
     }
 }
@@ -151,6 +158,15 @@ impl TrainConfig {
                 &key("all_reduce_timeout_s"),
                 t.all_reduce_timeout_s,
                 "must be a number of seconds in (0, 86400] (default 300)",
+            ));
+        }
+        if let Some(b) = t.time_budget_s
+            && !positive(b)
+        {
+            return Err(Error::value(
+                &key("time_budget_s"),
+                b,
+                "must be a number of seconds > 0 (remove the key to train `steps` steps)",
             ));
         }
         if !positive(t.ema_halflife_images) {

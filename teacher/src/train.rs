@@ -384,8 +384,14 @@ pub fn run_loop(
     let shard = world.shard(t.batch_size, "train.batch_size")?;
     world.agree(state.digest(), "weights at the start")?;
     let mut log = RunLog::open(out, run, &state, total, opts.quiet, &world)?;
+    if t.time_budget_s.is_some() && world.size() > 1 {
+        return Err(Error::Invalid(
+            "`train.time_budget_s` stops on one process's clock: remove it, or train on one process"
+                .into(),
+        ));
+    }
     let ad = state.device().autodiff();
-    while state.step < total {
+    while state.step < total && !log.over_budget(t.time_budget_s) {
         let step = state.step;
         ad.seed(world.step_seed(derive_seed(t.seed, Stream::Backend, step)));
         let per_example = method.loss(&state.model, state.target.as_ref(), step, &shard)?;
@@ -394,9 +400,13 @@ pub fn run_loop(
         let lr;
         (state, lr) = state.apply(grads, t, method);
         log.record(state.step, value, lr, total)?;
+        let over = log.over_budget(t.time_budget_s);
         let due = state.step.is_multiple_of(t.checkpoint_every) || state.step == total;
-        if world.is_root() && due {
+        if world.is_root() && (due || over) {
             run.checkpoint(&state)?.save(&ckpt)?;
+        }
+        if over {
+            break;
         }
     }
     world.agree(state.digest(), "weights at the end")?;
@@ -445,6 +455,8 @@ struct RunLog {
     last_loss: f64,
     world: World,
     all_reduce_seconds: f64,
+    /// Training seconds `metrics.jsonl` logs: the earlier sessions' plus this one's windows.
+    logged_s: f64,
 }
 
 impl RunLog {
@@ -467,6 +479,7 @@ impl RunLog {
         };
         let bar = crate::progress::bar(total, quiet || !world.is_root(), run.recipe.kind().name());
         bar.set_position(step);
+        let earlier = logged_seconds(out, run.train.batch_size).map_or(0.0, |t| t.seconds);
         Ok(Self {
             _lock: lock,
             metrics,
@@ -480,7 +493,14 @@ impl RunLog {
             last_loss: f64::NAN,
             world: *world,
             all_reduce_seconds: 0.0,
+            logged_s: earlier,
         })
+    }
+
+    /// Whether the logged training time has reached `budget` (seconds; None: no budget). It
+    /// moves with each `metrics.jsonl` line, so the run stops at the line's step.
+    fn over_budget(&self, budget: Option<f64>) -> bool {
+        budget.is_some_and(|b| self.logged_s >= b)
     }
 
     /// The loss value, or the divergence error (the bar is abandoned, the last checkpoint kept).
@@ -516,6 +536,7 @@ impl RunLog {
         if step.is_multiple_of(self.log_every) || step == total {
             let (sum, n, since) = self.window;
             let ips = (n as usize * self.batch) as f64 / since.elapsed().as_secs_f64();
+            self.logged_s += (n as usize * self.batch) as f64 / ips;
             let line = MetricsLine {
                 step,
                 loss: sum / n as f64,

@@ -296,3 +296,38 @@ fn a_run_that_diverges_before_any_checkpoint_says_so() {
     );
     assert!(!dir.join("checkpoint.fsk").exists());
 }
+
+#[test]
+fn a_time_budget_stops_at_the_logged_line_that_reaches_it_and_stays_stopped() {
+    // A budget far below one step's time: the first metrics line (step 2, log_every = 2)
+    // reaches it, so the run stops there with a checkpoint although `steps` is 20; resuming
+    // finds the budget spent and trains nothing more.
+    let mut cfg = tiny_config();
+    cfg.train.log_every = 2;
+    cfg.train.checkpoint_every = 10;
+    cfg.train.steps = 20;
+    cfg.train.time_budget_s = Some(1e-9);
+    let out = temp_dir("budget");
+    let mut o = opts(&out, 20, false);
+    o.steps = None;
+    let s = train_teacher(&cfg, &o).unwrap();
+    assert_eq!(s.steps, 2);
+    assert_eq!(Checkpoint::load(&out).unwrap().header.step, 2);
+    o.resume = true;
+    let again = train_teacher(&cfg, &o).unwrap();
+    assert_eq!((again.resumed_from, again.steps), (2, 2));
+    let logged = teacher::train::logged_seconds(&out, cfg.train.batch_size).unwrap();
+    assert_eq!(logged.steps, 2);
+    // Without the budget the same config trains its 20 steps (and a budget ≤ 0 is refused).
+    cfg.train.time_budget_s = None;
+    let full = temp_dir("budget-none");
+    assert_eq!(
+        train_teacher(&cfg, &opts(&full, 20, false)).unwrap().steps,
+        20
+    );
+    cfg.train.time_budget_s = Some(0.0);
+    let e = cfg.train.validate("train").unwrap_err().to_string();
+    assert!(e.contains("time_budget_s"), "{e}");
+    std::fs::remove_dir_all(out).ok();
+    std::fs::remove_dir_all(full).ok();
+}
