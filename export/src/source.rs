@@ -130,10 +130,18 @@ impl Source {
         }
         inputs.extend((1..plan.noises()).map(|k| Input::Renoise(k as u8)));
         if let Some(d) = &decoding {
+            if s.model.example_shape() != s.model.image_shape() {
+                return Err(ExportError::Invalid(format!(
+                    "`{}` is a multi-resolution model of latents: its serving graph is not built; \
+                     export its denoiser without `--unroll-steps`",
+                    s.path.display()
+                )));
+            }
             let n = d.plan().noises();
             if n > MAX_DECODER_NOISES {
                 return Err(ExportError::Invalid(format!(
-                    "the decoder `{}` at {} steps takes {n} unit noises; an unrolled graph takes                      at most {MAX_DECODER_NOISES}: pass fewer `--decoder-steps`",
+                    "the decoder `{}` at {} steps takes {n} unit noises; an unrolled graph takes \
+                     at most {MAX_DECODER_NOISES}: pass fewer `--decoder-steps`",
                     d.run().display(),
                     d.steps()
                 )));

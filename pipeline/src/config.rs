@@ -285,6 +285,14 @@ impl Baseline {
         if self.steps == 0 {
             bail!("eval.baselines `{}`: steps = 0; give at least 1", self.name);
         }
+        let kinds = ["teacher", "guided", "progressive", "consistency"];
+        if kinds.contains(&self.name.as_str()) {
+            bail!(
+                "eval.baselines name = \"{}\" is a model kind of the chain's own rows: name the \
+                 baseline for what it is, e.g. \"pixel-teacher\"",
+                self.name
+            );
+        }
         Ok(())
     }
 }
@@ -502,8 +510,23 @@ impl PipelineConfig {
             );
         }
         self.eval.verdict.validate()?;
-        for b in &self.eval.baselines {
+        for (i, b) in self.eval.baselines.iter().enumerate() {
             b.validate()?;
+            let earlier = &self.eval.baselines[..i];
+            if earlier.iter().any(|e| e.name == b.name) {
+                bail!(
+                    "eval.baselines: two are named `{}`; names must differ",
+                    b.name
+                );
+            }
+            if b.role != BaselineRole::Other && earlier.iter().any(|e| e.role == b.role) {
+                bail!(
+                    "eval.baselines `{}`: another baseline already has role {:?}, which the \
+                     headline reports once; give one of them role = \"other\"",
+                    b.name,
+                    b.role
+                );
+            }
         }
         Ok(())
     }

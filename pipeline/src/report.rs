@@ -422,6 +422,14 @@ fn main_rows(
     for b in &args.baselines {
         let path = teacher::runs::resolve_model(&b.run, 0)?;
         let ck = Checkpoint::load(&path)?;
+        if ck.header.kind() != ModelKind::Teacher {
+            bail!(
+                "baseline `{}`: `{}` is a {} student; a baseline is a teacher run",
+                b.name,
+                path.display(),
+                ck.header.kind().name()
+            );
+        }
         pb.set_message(format!("baseline {} at {} steps", b.name, b.steps));
         let (row, clip) = model_row(args, (&path, b.steps), &ck, scoring, Some(b))?;
         rows.push(row);

@@ -162,10 +162,12 @@ fn stage_hashes(cfg: &PipelineConfig, data: &str, teacher: Option<String>) -> Ve
                 let mut parts = vec![stage.name().to_string()];
                 parts.extend(stage.identity(cfg, data));
                 // Reads come earlier; a stage this chain lacks adds nothing.
-                for read in stage.reads() {
-                    if let Some((_, h)) = out.iter().find(|(s, _)| s == read) {
-                        parts.push(h.clone());
-                    }
+                for read in stage.reads().iter().filter(|r| r.present(cfg)) {
+                    let (_, h) = out
+                        .iter()
+                        .find(|(s, _)| s == read)
+                        .expect("reads come earlier");
+                    parts.push(h.clone());
                 }
                 hash_of(&parts.iter().map(String::as_str).collect::<Vec<_>>())
             }
@@ -300,9 +302,42 @@ impl Ctx<'_> {
     }
 }
 
+/// What a run needs from outside its folder, checked before any stage runs: a latent chain
+/// trains its own teacher, and every baseline's run exists.
+fn check_inputs(s: &PipelineSettings) -> Result<()> {
+    if s.config.latent.is_some() && s.from_teacher.is_some() {
+        bail!(
+            "`--from-teacher` with [latent]: a latent chain's teacher is the base model over its own \
+             autoencoder stage's latents; drop `--from-teacher` (or [latent], to distil a pixel teacher)"
+        );
+    }
+    for b in &s.config.eval.baselines {
+        let path = teacher::runs::resolve_model(&b.run, 0)?;
+        let ck = Checkpoint::load(&path).with_context(|| {
+            format!(
+                "eval.baselines `{}`: train its run `{}` first, or remove the baseline",
+                b.name,
+                b.run.display()
+            )
+        })?;
+        if ck.header.kind() != teacher::recipe::ModelKind::Teacher {
+            bail!(
+                "eval.baselines `{}`: `{}` is a {} student; a baseline is a teacher run",
+                b.name,
+                b.run.display(),
+                ck.header.kind().name()
+            );
+        }
+    }
+    Ok(())
+}
+
 /// Run (or resume, or with `dry_run` plan) the whole chain.
 pub fn run_pipeline(s: &PipelineSettings) -> Result<()> {
     let run = &s.out;
+    if !s.dry_run {
+        check_inputs(s)?;
+    }
     // One pipeline per run folder (each stage also locks its own folder).
     let _lock = match s.dry_run {
         true => None,

@@ -96,7 +96,16 @@ impl SampleCache {
     /// Read sets from these other caches before sampling them (each must be a fewstep sample
     /// cache; they are never written).
     pub fn reusing(mut self, caches: &[PathBuf]) -> Result<Self> {
+        let mut found = Vec::new();
         for c in caches {
+            if !c.exists() {
+                // Reuse only saves time: a cache not made yet means sampling the sets here.
+                eprintln!(
+                    "note: sample cache `{}` does not exist (yet); its sets are sampled here",
+                    c.display()
+                );
+                continue;
+            }
             if !c.join(MARKER).is_file() {
                 bail!(
                     "`{}` is not a fewstep sample cache (no {MARKER}): name a report's sample \
@@ -104,8 +113,9 @@ impl SampleCache {
                     c.display()
                 );
             }
+            found.push(c.clone());
         }
-        self.reuse = caches.to_vec();
+        self.reuse = found;
         Ok(self)
     }
 
@@ -117,18 +127,23 @@ impl SampleCache {
         };
         for c in &self.reuse {
             let src = c.join(leaf);
-            match load_record(&src, sha) {
-                Ok(rec) if !rec.len.is_empty() => {}
+            // The record as read now and exactly the chunks it lists (the other cache may be
+            // sampling more meanwhile: later chunks are sampled here instead).
+            let rec = match load_record(&src, sha) {
+                Ok(rec) if !rec.len.is_empty() => rec,
                 _ => continue,
-            }
+            };
             let tmp = self.dir.join(format!(".adopt-{}", leaf.to_string_lossy()));
             let _ = std::fs::remove_dir_all(&tmp);
             std::fs::create_dir_all(&tmp)?;
-            for e in std::fs::read_dir(&src)? {
-                let e = e?;
-                std::fs::copy(e.path(), tmp.join(e.file_name()))
-                    .with_context(|| format!("copying `{}`", e.path().display()))?;
+            for &first in rec.len.keys() {
+                let chunk = chunk_path(&src, first);
+                let to = chunk_path(&tmp, first);
+                std::fs::copy(&chunk, &to)
+                    .with_context(|| format!("copying `{}`", chunk.display()))?;
             }
+            let text = serde_json::to_string_pretty(&rec).expect("plain data");
+            write_atomic(&tmp.join(SET_FILE), text.as_bytes())?;
             std::fs::rename(&tmp, name)
                 .with_context(|| format!("cannot move the copied set to `{}`", name.display()))?;
             return Ok(true);
@@ -159,7 +174,7 @@ impl SampleCache {
         let bytes = std::fs::read(&ck.path)
             .with_context(|| format!("cannot read `{}`", ck.path.display()))?;
         let sha = sha256_hex(&bytes);
-        let folder = self.set_folder(key, &sha)?;
+        let folder = self.set_folder(key, &sha, chain_decoder(ck)?)?;
         if !folder.exists() {
             self.adopt(&folder, &sha)?;
         }
@@ -201,22 +216,26 @@ impl SampleCache {
 
     /// The folder of `key`'s set from the checkpoint with hash `sha` (a decoder other than the
     /// chain's adds its own checkpoint's hash and steps).
-    fn set_folder(&self, key: &SetKey, sha: &str) -> Result<PathBuf> {
+    fn set_folder(
+        &self,
+        key: &SetKey,
+        sha: &str,
+        chain_decoder: Option<PathBuf>,
+    ) -> Result<PathBuf> {
         let mut id = format!(
             "{sha}|{}|{:?}|{}|{}",
             key.steps, key.sampler, key.guidance, key.seed
         );
         if let Some(d) = &key.decoder {
             let decoder_sha = match &d.run {
-                Some(run) => {
-                    let p = run.join(teacher::checkpoint::LATEST);
-                    let bytes = std::fs::read(&p)
-                        .with_context(|| format!("cannot read the decoder `{}`", p.display()))?;
-                    sha256_hex(&bytes)
-                }
+                Some(run) => file_sha(&run.join(teacher::checkpoint::LATEST))?,
                 None => String::new(),
             };
             id += &format!("|decoder {decoder_sha}|{:?}", d.steps);
+        } else if let Some(chain) = chain_decoder {
+            // A model of latents decoded by its chain's decoder: keyed by that decoder's weights
+            // too, so a retrained autoencoder never serves the old decoder's images.
+            id += &format!("|chain decoder {}", file_sha(&chain)?);
         }
         let safe: String = key
             .label
@@ -233,6 +252,24 @@ impl SampleCache {
             .dir
             .join(format!("{safe}-{}", &sha256_hex(id.as_bytes())[..12])))
     }
+}
+
+/// sha256 of a file's bytes.
+fn file_sha(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    Ok(sha256_hex(&bytes))
+}
+
+/// The checkpoint file of the decoder a model of latents decodes with by default (its chain's
+/// `[data.latents]` decoder, else the stage-1 run's); None for models of images.
+fn chain_decoder(ck: &Checkpoint) -> Result<Option<PathBuf>> {
+    let cfg = ck.header.teacher_config()?;
+    if cfg.data.source != teacher::data::DataSource::Latents {
+        return Ok(None);
+    }
+    let l = cfg.data.latent_source()?;
+    let run = l.decoder.as_ref().unwrap_or(&l.autoencoder);
+    Ok(Some(run.join(teacher::checkpoint::LATEST)))
 }
 
 fn load_record(folder: &Path, sha: &str) -> Result<SetRecord> {

@@ -383,13 +383,13 @@ pub fn run_loop(
     let ckpt = out.join(LATEST);
     let shard = world.shard(t.batch_size, "train.batch_size")?;
     world.agree(state.digest(), "weights at the start")?;
-    let mut log = RunLog::open(out, run, &state, total, opts.quiet, &world)?;
     if t.time_budget_s.is_some() && world.size() > 1 {
         return Err(Error::Invalid(
             "`train.time_budget_s` stops on one process's clock: remove it, or train on one process"
                 .into(),
         ));
     }
+    let mut log = RunLog::open(out, run, &state, total, opts.quiet, &world)?;
     let ad = state.device().autodiff();
     while state.step < total && !log.over_budget(t.time_budget_s) {
         let step = state.step;
@@ -455,8 +455,10 @@ struct RunLog {
     last_loss: f64,
     world: World,
     all_reduce_seconds: f64,
-    /// Training seconds `metrics.jsonl` logs: the earlier sessions' plus this one's windows.
+    /// Training seconds `metrics.jsonl` logs (as [`logged_seconds`] sums them: each line
+    /// covers the steps since the previous line) and the step of its last line.
     logged_s: f64,
+    logged_step: u64,
 }
 
 impl RunLog {
@@ -479,7 +481,7 @@ impl RunLog {
         };
         let bar = crate::progress::bar(total, quiet || !world.is_root(), run.recipe.kind().name());
         bar.set_position(step);
-        let earlier = logged_seconds(out, run.train.batch_size).map_or(0.0, |t| t.seconds);
+        let earlier = logged_seconds(out, run.train.batch_size);
         Ok(Self {
             _lock: lock,
             metrics,
@@ -493,7 +495,8 @@ impl RunLog {
             last_loss: f64::NAN,
             world: *world,
             all_reduce_seconds: 0.0,
-            logged_s: earlier,
+            logged_s: earlier.map_or(0.0, |t| t.seconds),
+            logged_step: earlier.map_or(0, |t| t.steps),
         })
     }
 
@@ -536,7 +539,10 @@ impl RunLog {
         if step.is_multiple_of(self.log_every) || step == total {
             let (sum, n, since) = self.window;
             let ips = (n as usize * self.batch) as f64 / since.elapsed().as_secs_f64();
-            self.logged_s += (n as usize * self.batch) as f64 / ips;
+            // As `logged_seconds` reads this line back: the steps since the last line at `ips`.
+            self.logged_s +=
+                (step.saturating_sub(self.logged_step) as usize * self.batch) as f64 / ips;
+            self.logged_step = step;
             let line = MetricsLine {
                 step,
                 loss: sum / n as f64,

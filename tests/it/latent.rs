@@ -411,6 +411,17 @@ fn bad_latent_pipelines_say_what_to_fix() {
             good.replace("decoder_steps = 1\n", "decoder_steps = 0\n"),
             "latent.decoder_steps",
         ),
+        // a baseline named like one of the chain's own rows, and two for one headline role
+        (
+            good.clone() + &baseline("teacher", "runs/x", "pixel_route"),
+            "model kind of the chain's own rows",
+        ),
+        (
+            good.clone()
+                + &baseline("a", "runs/x", "pixel_route")
+                + &baseline("b", "runs/y", "pixel_route"),
+            "role = \"other\"",
+        ),
     ];
     for (i, (cfg, want)) in cases.iter().enumerate() {
         let path = dir.join(format!("bad-{i}.toml"));
@@ -428,7 +439,43 @@ fn bad_latent_pipelines_say_what_to_fix() {
             "case {i}: {e}"
         );
     }
+    // Before any stage runs: a latent chain trains its own teacher, and a baseline's run exists.
+    let path = dir.join("ok.toml");
+    std::fs::write(
+        &path,
+        good.clone() + &baseline("px", "runs/none", "pixel_route"),
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        let args = [
+            "pipeline",
+            "--config",
+            &path.display().to_string(),
+            "--out",
+            &dir.join("run").display().to_string(),
+        ];
+        err(fewstep(&[&args[..], extra].concat()))
+    };
+    let e = run(&["--from-teacher", "runs/t"]);
+    assert!(
+        e.contains("--from-teacher") && e.contains("[latent]"),
+        "{e}"
+    );
+    let e = run(&[]);
+    assert!(
+        e.contains("eval.baselines `px`") && e.contains("train its run"),
+        "{e}"
+    );
+    assert!(
+        !dir.join("run").join("autoencoder").exists(),
+        "nothing trained"
+    );
     std::fs::remove_dir_all(dir).ok();
+}
+
+/// A `[[eval.baselines]]` entry.
+fn baseline(name: &str, run: &str, role: &str) -> String {
+    format!("[[eval.baselines]]\nname = \"{name}\"\nrun = \"{run}\"\nrole = \"{role}\"\n")
 }
 
 /// The tiny base model as a pipeline's teacher over the chain's autoencoder.
