@@ -130,12 +130,34 @@ impl TrainConfig {
                 &format!("must be ≤ {MAX_BATCH} images per step"),
             ));
         }
-        if !positive(t.lr) {
-            return Err(Error::value(
-                &key("lr"),
-                t.lr,
-                "must be a finite number > 0",
-            ));
+        // Finite and > 0 where given (an absent optional key is always fine).
+        let positives = [
+            ("lr", Some(t.lr), "must be a finite number > 0"),
+            (
+                "adam_epsilon",
+                Some(t.adam_epsilon as f64),
+                "must be > 0 (Adam: 1e-8)",
+            ),
+            (
+                "ema_halflife_images",
+                Some(t.ema_halflife_images),
+                "must be > 0",
+            ),
+            (
+                "time_budget_s",
+                t.time_budget_s,
+                "must be a number of seconds > 0 (remove the key to train `steps` steps)",
+            ),
+            (
+                "grad_clip",
+                t.grad_clip.map(f64::from),
+                "must be > 0 (remove the key to disable clipping)",
+            ),
+        ];
+        for (k, v, why) in positives {
+            if let Some(v) = v.filter(|&v| !positive(v)) {
+                return Err(Error::value(&key(k), v, why));
+            }
         }
         for (k, b) in [("adam_beta1", t.adam_beta1), ("adam_beta2", t.adam_beta2)] {
             if !(0.0..1.0).contains(&b) {
@@ -146,34 +168,11 @@ impl TrainConfig {
                 ));
             }
         }
-        if !positive(t.adam_epsilon as f64) {
-            return Err(Error::value(
-                &key("adam_epsilon"),
-                t.adam_epsilon,
-                "must be > 0 (Adam: 1e-8)",
-            ));
-        }
         if !(positive(t.all_reduce_timeout_s) && t.all_reduce_timeout_s <= 86_400.0) {
             return Err(Error::value(
                 &key("all_reduce_timeout_s"),
                 t.all_reduce_timeout_s,
                 "must be a number of seconds in (0, 86400] (default 300)",
-            ));
-        }
-        if let Some(b) = t.time_budget_s
-            && !positive(b)
-        {
-            return Err(Error::value(
-                &key("time_budget_s"),
-                b,
-                "must be a number of seconds > 0 (remove the key to train `steps` steps)",
-            ));
-        }
-        if !positive(t.ema_halflife_images) {
-            return Err(Error::value(
-                &key("ema_halflife_images"),
-                t.ema_halflife_images,
-                "must be > 0",
             ));
         }
         if let Some(r) = t.ema_rampup_ratio
@@ -183,15 +182,6 @@ impl TrainConfig {
                 &key("ema_rampup_ratio"),
                 r,
                 "must be in (0, 1] (EDM: 0.05); remove the key for no ramp-up",
-            ));
-        }
-        if let Some(c) = t.grad_clip
-            && !positive(c as f64)
-        {
-            return Err(Error::value(
-                &key("grad_clip"),
-                c,
-                "must be > 0 (remove the key to disable clipping)",
             ));
         }
         Ok(())
