@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 use burn::tensor::Device;
 
 use eval::fid::FeatureSpace;
@@ -421,7 +421,13 @@ fn main_rows(
     }
     for b in &args.baselines {
         let path = teacher::runs::resolve_model(&b.run, 0)?;
-        let ck = Checkpoint::load(&path)?;
+        let ck = Checkpoint::load(&path).with_context(|| {
+            format!(
+                "baseline `{}`: train its run `{}` first, or remove it from eval.baselines",
+                b.name,
+                b.run.display()
+            )
+        })?;
         if ck.header.kind() != ModelKind::Teacher {
             bail!(
                 "baseline `{}`: `{}` is a {} student; a baseline is a teacher run",
@@ -536,7 +542,6 @@ fn print_headline(results: &Results) {
 /// `fewstep eval render`: re-draw the report in `dir` from its `results.json`; returns the
 /// path of the new `report.md`.
 pub fn rerender(dir: &Path) -> Result<PathBuf> {
-    use anyhow::Context;
     let path = dir.join("results.json");
     let text = std::fs::read_to_string(&path).with_context(|| {
         format!(
