@@ -383,6 +383,11 @@ pub fn run_loop(
     let ckpt = out.join(LATEST);
     let shard = world.shard(t.batch_size, "train.batch_size")?;
     world.agree(state.digest(), "weights at the start")?;
+    if total == 0 {
+        return Err(Error::Invalid(
+            "`--steps 0`: a run trains at least 1 step (give `--steps N` with N ≥ 1)".into(),
+        ));
+    }
     if t.time_budget_s.is_some() && world.size() > 1 {
         return Err(Error::Invalid(
             "`train.time_budget_s` stops on one process's clock: remove it, or train on one process"

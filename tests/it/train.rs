@@ -328,6 +328,15 @@ fn a_time_budget_stops_at_the_logged_line_that_reaches_it_and_stays_stopped() {
     cfg.train.time_budget_s = Some(0.0);
     let e = cfg.train.validate("train").unwrap_err().to_string();
     assert!(e.contains("time_budget_s"), "{e}");
+    // `--steps 0` trains nothing and writes nothing: refused, saying what to give.
+    let zero = temp_dir("steps-zero");
+    cfg.train.time_budget_s = None;
+    let e = train_teacher(&cfg, &opts(&zero, 0, false))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("--steps 0"), "{e}");
+    assert!(!zero.join(teacher::checkpoint::LATEST).exists());
     std::fs::remove_dir_all(out).ok();
     std::fs::remove_dir_all(full).ok();
+    std::fs::remove_dir_all(zero).ok();
 }
