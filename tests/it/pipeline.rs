@@ -539,3 +539,47 @@ fn shipped_pipeline_config_plans_every_stage_and_bad_keys_are_named() {
     assert!(e.contains("samples") && e.contains("bad.toml"), "{e}");
     std::fs::remove_dir_all(dir).ok();
 }
+
+#[test]
+fn nested_baselines_differ_from_the_nested_teacher_only_as_declared() {
+    // The report's comparisons are fair only if the baselines are the chain's teacher with
+    // exactly the stated change: no curriculum (same steps), or no nesting at equal compute.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs");
+    let chain =
+        pipeline::config::PipelineConfig::from_file(&root.join("nested-mnist-pipeline.toml"))
+            .unwrap()
+            .teacher;
+    let load = |f: &str| teacher::config::TeacherConfig::from_file(&root.join(f)).unwrap();
+    let multires = |c: &mut teacher::config::TeacherConfig| match &mut c.model {
+        teacher::model::NetworkConfig::NestedUNet(n) => n.multires.clone(),
+        _ => panic!("a NestedUNet"),
+    };
+    let mut no_curriculum = chain.clone();
+    if let teacher::model::NetworkConfig::NestedUNet(n) = &mut no_curriculum.model {
+        n.multires.start_steps = vec![0, 0, 0];
+    }
+    assert_eq!(load("nested-mnist-nocurriculum.toml"), no_curriculum);
+    let mut unet = load("nested-mnist-unet.toml");
+    let m = multires(&mut unet);
+    assert_eq!((m.resolutions, m.start_steps), (vec![32], vec![0]));
+    assert_eq!(unet.train.steps, 6550);
+    // everything but the resolutions and the steps is the chain's teacher
+    let mut same = unet.clone();
+    if let teacher::model::NetworkConfig::NestedUNet(n) = &mut same.model {
+        n.multires = multires(&mut chain.clone());
+    }
+    same.train.steps = chain.train.steps;
+    assert_eq!(same, chain);
+    let names: Vec<String> =
+        pipeline::config::PipelineConfig::from_file(&root.join("nested-mnist-pipeline.toml"))
+            .unwrap()
+            .eval
+            .baselines
+            .iter()
+            .map(|b| b.run.display().to_string())
+            .collect();
+    assert_eq!(
+        names,
+        ["runs/nested-mnist-nocurriculum", "runs/nested-mnist-unet"]
+    );
+}
