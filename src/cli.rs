@@ -607,6 +607,13 @@ pub struct ReportArgs {
     /// steps, solver, w, seed and decoder); read only. Repeatable.
     #[arg(long)]
     pub reuse_samples: Vec<PathBuf>,
+    /// Models of latents: the decoder every student decodes with (e.g. one distilled to 1–2
+    /// steps); teachers keep their chain's. Default: each model's chain decoder.
+    #[arg(long)]
+    pub student_decoder: Option<PathBuf>,
+    /// Steps of `--student-decoder` (default: the chain's `decoder_steps`).
+    #[arg(long)]
+    pub student_decoder_steps: Option<usize>,
 }
 
 #[derive(Args, Debug)]

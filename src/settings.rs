@@ -108,6 +108,9 @@ impl ReportArgs {
             timing_batch: self.timing_batch,
             timing_reps: self.timing_reps,
         };
+        if self.student_decoder_steps == Some(0) {
+            bail!("`--student-decoder-steps 0`: give at least 1 step");
+        }
         let cache = self
             .cache
             .unwrap_or_else(|| ReportSettings::default_cache(&self.out));
@@ -130,7 +133,12 @@ impl ReportArgs {
             title: self.title,
             verdict,
             cache,
-            student_decoder: None,
+            student_decoder: (self.student_decoder.is_some()
+                || self.student_decoder_steps.is_some())
+            .then(|| teacher::latent::source::DecoderChoice {
+                run: self.student_decoder,
+                steps: self.student_decoder_steps,
+            }),
             latent: None,
             baselines: Vec::new(),
             reuse_samples: self.reuse_samples,

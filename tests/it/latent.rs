@@ -174,6 +174,66 @@ fn tiny_latent_chain_trains_both_stages_and_samples_decoded_images() {
     let img = image::open(fast.join("00003_c3.png")).unwrap();
     assert_eq!((img.width(), img.height()), (8, 8));
 
+    // `fewstep eval report` over the chain: the student decodes through `--student-decoder`
+    // (its sets say so and its NFE is 4 + 1), the base teacher through stage 1's (2·2 + 3).
+    let rep = dir.join("report");
+    ok(fewstep(&[
+        "--quiet",
+        "eval",
+        "report",
+        "--runs",
+        &s(&base),
+        &s(&guided),
+        "--features",
+        "pixels",
+        "--reference",
+        &format!("run:{}:test", s(&ae)),
+        "--n",
+        "80",
+        "--batch",
+        "80",
+        "--teacher-steps",
+        "2",
+        "--student-steps",
+        "4",
+        "--sweep-guidance",
+        "2",
+        "--sweep-steps",
+        "2",
+        "--sweep-n",
+        "8",
+        "--bootstrap",
+        "4",
+        "--timing-batch",
+        "2",
+        "--timing-reps",
+        "1",
+        "--student-decoder",
+        &s(&dec),
+        "--student-decoder-steps",
+        "1",
+        "--out",
+        &s(&rep),
+    ]));
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(rep.join("results.json")).unwrap()).unwrap();
+    let nfe: Vec<u64> = r["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["nfe"].as_u64().unwrap())
+        .collect();
+    assert_eq!(nfe, [7, 5], "{r}");
+    let sets: Vec<String> = std::fs::read_dir(dir.join("report.samples"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        sets.iter()
+            .any(|n| n.starts_with("guided-004-own-w2-dec1-")),
+        "{sets:?}"
+    );
+
     // `fewstep latent measure` reports the rate, the channel's bound and the PSNR.
     let m = ok(fewstep(&[
         "latent",
