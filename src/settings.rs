@@ -135,7 +135,7 @@ impl ReportArgs {
             cache,
             student_decoder: (self.student_decoder.is_some()
                 || self.student_decoder_steps.is_some())
-            .then(|| teacher::latent::source::DecoderChoice {
+            .then_some(teacher::latent::source::DecoderChoice {
                 run: self.student_decoder,
                 steps: self.student_decoder_steps,
             }),
