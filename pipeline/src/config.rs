@@ -273,6 +273,17 @@ pub enum BaselineRole {
     Other,
 }
 
+impl BaselineRole {
+    /// The role's name as configs and `results.json` write it.
+    pub fn key(self) -> &'static str {
+        match self {
+            BaselineRole::PixelRoute => "pixel_route",
+            BaselineRole::EqualCompute => "equal_compute",
+            BaselineRole::Other => "other",
+        }
+    }
+}
+
 impl Baseline {
     pub fn validate(&self) -> Result<()> {
         let ok = |c: char| c.is_ascii_alphanumeric() || c == '-';

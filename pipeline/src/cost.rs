@@ -111,16 +111,12 @@ fn baseline_costs(
     if cfg.eval.baselines.is_empty() {
         return;
     }
-    let route: Option<f64> = rows
+    let to_teacher: Vec<_> = rows
         .iter()
         .filter(|r| matches!(r.0, Stage::Autoencoder | Stage::Teacher))
-        .map(|r| r.1.map(|t| t.seconds))
-        .sum();
-    let names: Vec<&str> = rows
-        .iter()
-        .filter(|r| matches!(r.0, Stage::Autoencoder | Stage::Teacher))
-        .map(|r| r.0.name())
         .collect();
+    let route: Option<f64> = to_teacher.iter().map(|r| r.1.map(|t| t.seconds)).sum();
+    let names: Vec<&str> = to_teacher.iter().map(|r| r.0.name()).collect();
     let mut out = serde_json::Map::new();
     for b in &cfg.eval.baselines {
         let t = baseline_logged(&b.run);

@@ -71,7 +71,7 @@ pub(crate) fn section(
     let recon = scoring.score(&q.recon, &classes, shape, "reconstruction")?;
     headline.recon_psnr = Some(q.recon_psnr);
     headline.bits_per_latent_dim = Some(q.rate_bits_per_dim);
-    let grid = grid(&check.autoencoder, data, &q, shape, out)?;
+    let grid = grid(&ck, data, &q, out)?;
     let m = &recon.metrics;
     let ci = m.fid_ci95.map(|c| format!(" {c}")).unwrap_or_default();
     let markdown = format!(
@@ -110,15 +110,15 @@ pub(crate) fn section(
     })
 }
 
-/// Write the first originals over their reconstructions as one PNG; its file name.
+/// Write the first originals of stage-1 run `ck` over their reconstructions as one PNG; its
+/// file name.
 fn grid(
-    run: &Path,
+    ck: &teacher::checkpoint::Checkpoint,
     data: Option<&Path>,
     q: &LatentQuality,
-    shape: teacher::unet::ImageShape,
     out: &Path,
 ) -> Result<String> {
-    let ck = teacher::checkpoint::Checkpoint::load(&run.join(teacher::checkpoint::LATEST))?;
+    let shape = ck.header.spec.shape;
     let cfg = ck.header.teacher_config()?;
     let dir = data.or(ck.header.lineage.data_path.as_deref());
     let test = cfg

@@ -382,7 +382,7 @@ fn model_row(
         timing: None,
         grid,
         animation,
-        baseline: baseline.map(|b| crate::chain::json(&b.role).trim_matches('"').to_string()),
+        baseline: baseline.map(|b| b.role.key().to_string()),
     };
     let row = Row {
         result,
